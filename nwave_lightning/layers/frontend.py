@@ -1,0 +1,95 @@
+"""The fixed analog input stage of the H1 cores."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..hardware import H1V1, H1V2, ChipSpec
+from ._common import SeedDeviceMixin, check_input, check_width, resolve_device
+
+__all__ = ["H1v1Frontend", "H1v2Frontend"]
+
+
+class _H1Frontend(SeedDeviceMixin, nn.Module):
+    """Per-channel non-leaky integrate-and-fire encoder with subtractive reset.
+
+    ``A[t] = A[t-1] + gain * clamp(x[t], 0, x_max)``, ``F[t] = H(A[t] - 1)``,
+    ``A[t] -= F[t]``. A binary spike train passes through unchanged. The stage
+    has no trainable weights and lets no gradient through (it is the input).
+    """
+
+    default_chip: ChipSpec
+
+    def __init__(self, in_ch: int, device=None, chip: ChipSpec | None = None) -> None:
+        super().__init__()
+        self.in_ch = check_width(type(self).__name__, "in_ch", in_ch)
+        self.chip = chip or self.default_chip
+        self.device_flag = device
+        self._accumulator: torch.Tensor | None = None
+        target = resolve_device(device)
+        if target is not None:
+            self.to(target)
+
+    def prepare(self, collect_metrics: bool = False) -> None:
+        """Start a new sequence (called by :func:`prepare_net`)."""
+        self._accumulator = None
+
+    def reset_state(self) -> None:
+        self._accumulator = None
+
+    def _increment(self, x: torch.Tensor) -> torch.Tensor:
+        # Float64 accumulation keeps the step and sequence paths bit-identical
+        # and avoids drift over long sequences of fractional inputs.
+        return self.chip.frontend_gain * x.detach().clamp(0.0, self.chip.frontend_x_max).to(torch.float64)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode ``(B, in_ch)`` (one step) or ``(B, T, in_ch)`` (sequence) into spikes."""
+        rank = check_input(type(self).__name__, x, self.in_ch, "in_ch")
+        if rank == 2:
+            if self._accumulator is None or self._accumulator.shape != x.shape:
+                self._accumulator = x.new_zeros(x.shape, dtype=torch.float64)
+            spikes, self._accumulator = self._advance(self._accumulator, self._increment(x))
+            return spikes.to(x.dtype)
+        accumulator = x.new_zeros((x.shape[0], x.shape[2]), dtype=torch.float64)
+        increments = self._increment(x)
+        out = torch.empty_like(x)
+        for t in range(x.shape[1]):
+            spikes, accumulator = self._advance(accumulator, increments[:, t])
+            out[:, t] = spikes
+        return out
+
+    @staticmethod
+    def _advance(accumulator: torch.Tensor, increment: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        accumulator = accumulator + increment
+        spikes = (accumulator >= 1.0).to(accumulator.dtype)
+        return spikes, accumulator - spikes
+
+    def extra_repr(self) -> str:
+        return f"in_ch={self.in_ch}, chip={self.chip.name}"
+
+
+class H1v1Frontend(_H1Frontend):
+    """Analog input stage of the H1v1 core.
+
+    Example:
+        >>> import torch
+        >>> f = H1v1Frontend(2)
+        >>> f(torch.tensor([[[0.5, 1.0], [0.5, 0.0], [0.5, 1.0]]]))[0].tolist()
+        [[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]
+    """
+
+    default_chip = H1V1
+
+
+class H1v2Frontend(_H1Frontend):
+    """Analog input stage of the H1v2 core.
+
+    Example:
+        >>> import torch
+        >>> spikes = (torch.rand(4, 10, 13) < 0.3).float()
+        >>> bool((H1v2Frontend(13)(spikes) == spikes).all())
+        True
+    """
+
+    default_chip = H1V2

@@ -1,0 +1,111 @@
+"""Row-block sign constraint of the H1 cores (``hardware-model.md``, "Row-block sign").
+
+Rows of a weight matrix ``(n_in, n_out)`` are grouped in blocks of
+``sign_block`` consecutive rows; on chip all weights of a block share one sign.
+The block sign is ``s_b = sign(sum of the block)`` (a zero sum counts as +1).
+
+Example:
+    >>> import torch
+    >>> w = torch.tensor([[1.0, -0.5], [0.2, 0.3]])
+    >>> block_signs(w, 1).tolist()
+    [[1.0], [1.0]]
+    >>> round(float(coherence_pct(w, 1)), 2)
+    75.0
+    >>> float(minority_sign_mass(w, 1))
+    0.5
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["SignBlockParametrization", "block_signs", "coherence_pct", "hard_signed", "minority_sign_mass"]
+
+
+def _check(weight: torch.Tensor, sign_block: int) -> None:
+    if weight.dim() != 2:
+        raise ValueError(f"row-block sign: weight must be a 2-D (n_in, n_out) matrix, got shape {tuple(weight.shape)}.")
+    if isinstance(sign_block, bool) or not isinstance(sign_block, int) or sign_block < 1:
+        raise ValueError(f"row-block sign: sign_block={sign_block!r} must be a positive integer number of rows.")
+
+
+def _block_ids(n_rows: int, sign_block: int, device) -> torch.Tensor:
+    return torch.arange(n_rows, device=device) // sign_block
+
+
+def block_sums(weight: torch.Tensor, sign_block: int) -> torch.Tensor:
+    """Sum of each row block, shape ``(n_blocks, 1)`` (the last block may be shorter)."""
+    _check(weight, sign_block)
+    n_blocks = -(-weight.shape[0] // sign_block)
+    sums = weight.new_zeros(n_blocks)
+    sums.index_add_(0, _block_ids(weight.shape[0], sign_block, weight.device), weight.sum(dim=1))
+    return sums.unsqueeze(1)
+
+
+def block_signs(weight: torch.Tensor, sign_block: int) -> torch.Tensor:
+    """``s_b`` per block, shape ``(n_blocks, 1)``, values in {-1, +1}."""
+    sums = block_sums(weight.detach(), sign_block)
+    return torch.where(sums < 0, -torch.ones_like(sums), torch.ones_like(sums))
+
+
+def _row_signs(weight: torch.Tensor, sign_block: int) -> torch.Tensor:
+    signs = block_signs(weight, sign_block)
+    return signs[_block_ids(weight.shape[0], sign_block, weight.device)]
+
+
+def coherence_pct(weight: torch.Tensor, sign_block: int) -> torch.Tensor:
+    """``100 * sum relu(s_b * W) / sum |W|``: share of the magnitude with its block's sign."""
+    w = weight.detach()
+    total = w.abs().sum()
+    if total == 0:
+        return w.new_tensor(100.0)
+    return 100.0 * torch.relu(_row_signs(w, sign_block) * w).sum() / total
+
+
+def minority_sign_mass(weight: torch.Tensor, sign_block: int) -> torch.Tensor:
+    """``sum relu(-s_b * W)`` with ``s_b`` detached: differentiable in ``W``."""
+    return torch.relu(-_row_signs(weight, sign_block) * weight).sum()
+
+
+def hard_signed(weight: torch.Tensor, sign_block: int) -> torch.Tensor:
+    """Deployable copy: weights of the minority sign in each block set to zero."""
+    w = weight.detach()
+    signs = _row_signs(w, sign_block)
+    return torch.where(signs * w > 0, w, torch.zeros_like(w))
+
+
+class SignBlockParametrization(nn.Module):
+    """``W = |V| * tanh(alpha * c_b)`` with one sign logit ``c_b`` per row block.
+
+    Register with ``torch.nn.utils.parametrize.register_parametrization``; the
+    logits are initialised from the block sums of the weight at registration,
+    and ``alpha`` is a plain attribute that :class:`SignAnnealing` raises over
+    training. With ``alpha -> inf`` every block carries a single sign.
+
+    Args:
+        weight: The matrix being parametrised (to size and initialise the logits).
+        sign_block: Rows per block.
+        alpha: Initial sharpness.
+    """
+
+    def __init__(self, weight: torch.Tensor, sign_block: int, alpha: float = 1.0) -> None:
+        super().__init__()
+        _check(weight, sign_block)
+        self.sign_block = sign_block
+        self.alpha = float(alpha)
+        sums = block_sums(weight.detach(), sign_block)
+        scale = sums.abs().mean().clamp_min(1e-8)
+        # Logits of order one keep tanh(alpha * c) informative at alpha ~ 1.
+        self.sign_logits = nn.Parameter(sums / scale)
+
+    def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
+        rows = _block_ids(magnitude.shape[0], self.sign_block, magnitude.device)
+        return magnitude.abs() * torch.tanh(self.alpha * self.sign_logits[rows])
+
+    def right_inverse(self, weight: torch.Tensor) -> torch.Tensor:
+        # Store magnitudes; the sign lives in the logits.
+        return weight.abs()
+
+    def extra_repr(self) -> str:
+        return f"sign_block={self.sign_block}, alpha={self.alpha}"
