@@ -1,0 +1,53 @@
+"""Argument checks shared by the loss functions (one message style everywhere)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+
+def check_positive_int(owner: str, name: str, value) -> int:
+    """A positive integer (``True`` is rejected: it is almost always a typo)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{owner}: {name}={value!r} must be a positive integer.")
+    return int(value)
+
+
+def check_finite(owner: str, name: str, value, minimum: float | None = None) -> float:
+    """A finite real number (a 0-d tensor is accepted), optionally ``>= minimum``."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise ValueError(f"{owner}: {name}={value!r} must be a finite number.")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{owner}: {name}={value!r} must be >= {minimum}.")
+    return float(value)
+
+
+def check_class_labels(owner: str, y, batch: int, num_classes: int) -> torch.Tensor:
+    """``y`` as a ``(B,)`` int64 tensor of class indices in ``[0, num_classes)``.
+
+    Float labels holding whole numbers are accepted (datasets stored as float
+    tensors are common); anything else is rejected with the fix.
+    """
+    if not isinstance(y, torch.Tensor):
+        raise ValueError(f"{owner}: y must be a torch.Tensor of class indices, got {type(y).__name__}.")
+    if y.dim() != 1 or y.shape[0] != batch:
+        raise ValueError(
+            f"{owner}: y has shape {tuple(y.shape)} but the spikes have batch size {batch}; "
+            f"y must be ({batch},) class indices (not one-hot)."
+        )
+    if y.is_floating_point():
+        if not torch.equal(y, y.round()):
+            raise ValueError(f"{owner}: y holds non-integer values; it must be class indices (call y.long()).")
+    elif y.dtype == torch.bool or y.is_complex():
+        raise ValueError(f"{owner}: y has dtype {y.dtype}; it must hold integer class indices.")
+    y = y.long()
+    if batch and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(
+            f"{owner}: y contains class {int(y.min()) if int(y.min()) < 0 else int(y.max())}, outside "
+            f"[0, {num_classes - 1}] for num_classes={num_classes}."
+        )
+    return y
