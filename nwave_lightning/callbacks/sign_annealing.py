@@ -1,0 +1,256 @@
+"""``SignAnnealing``: train towards the chips' row-block sign (``nwave.sign_annealing.*``).
+
+The callback installs :class:`~nwave_lightning.layers.sign.SignBlockParametrization`
+(``W = |V| * tanh(alpha * c_b)``, ``hardware-model.md``) on every dense synapse
+``weight`` and RC ``recurrent_weights`` and raises ``alpha`` over the epochs.
+:func:`export_hard_signed` gives the deployable ``alpha -> inf`` weights.
+
+Example:
+    >>> import torch
+    >>> from nwave_lightning.layers import H1v2Synapse
+    >>> net = torch.nn.Sequential(H1v2Synapse(4, 3, init=torch.nn.init.ones_))
+    >>> [d.module_name for d in install_sign_parametrization(net, alpha=1.0)]
+    ['0']
+    >>> round(float(sign_coherence_pct(net[0], "weight")), 2)   # tanh(1): soft signs hold magnitude back
+    76.16
+    >>> set_sign_alpha(net, 20.0)
+    >>> round(float(sign_coherence_pct(net[0], "weight")), 2)
+    100.0
+    >>> sorted(export_hard_signed(net))
+    ['0.weight']
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch import nn
+from torch.nn.utils import parametrize
+
+from ..layers.inspect import DenseWeight, dense_weights
+from ..layers.sign import SignBlockParametrization, block_signs, hard_signed
+from ._common import check_number, config_kwargs, init_keys, log_scalar, network
+
+__all__ = [
+    "SignAnnealing",
+    "export_hard_signed",
+    "install_sign_parametrization",
+    "set_sign_alpha",
+    "sign_coherence_pct",
+    "sign_parametrization",
+]
+
+SCHEDULES = ("linear", "geometric")
+
+
+def sign_parametrization(module: nn.Module, attr: str) -> Optional[SignBlockParametrization]:
+    """The sign parametrisation on ``module.<attr>``, or ``None``."""
+    if not parametrize.is_parametrized(module, attr):
+        return None
+    found = [p for p in module.parametrizations[attr] if isinstance(p, SignBlockParametrization)]
+    return found[0] if found else None
+
+
+def install_sign_parametrization(model: nn.Module, alpha: float = 1.0) -> list[DenseWeight]:
+    """Register the row-block sign parametrisation on every dense H1 matrix of ``model`` (idempotent).
+
+    The stored magnitude keeps the original ``Parameter`` object (torch's
+    parametrisation updates it in place), so an optimiser built earlier still
+    holds it; the new sign logits are new parameters: install before the
+    optimiser is created (:class:`SignAnnealing` does it in ``setup``).
+
+    Returns:
+        The dense matrices now parametrised (already parametrised ones included).
+    """
+    found = dense_weights(model)
+    for entry in found:
+        if sign_parametrization(entry.module, entry.attr) is None:
+            weight = getattr(entry.module, entry.attr)
+            sign_block = entry.module.chip.sign_block
+            parametrize.register_parametrization(
+                entry.module, entry.attr, SignBlockParametrization(weight, sign_block, alpha), unsafe=False
+            )
+    return found
+
+
+def set_sign_alpha(model: nn.Module, alpha: float) -> None:
+    """Set ``alpha`` of every sign parametrisation in ``model``."""
+    for module in model.modules():
+        if isinstance(module, SignBlockParametrization):
+            module.alpha = float(alpha)
+
+
+def _row_signs(weight: torch.Tensor, sign_block: int) -> torch.Tensor:
+    rows = torch.arange(weight.shape[0], device=weight.device) // sign_block
+    return block_signs(weight, sign_block)[rows]
+
+
+@torch.no_grad()
+def sign_coherence_pct(module: nn.Module, attr: str) -> torch.Tensor:
+    """Coherence (%) of ``module.<attr>`` measured against its deployable magnitude.
+
+    ``100 * sum relu(s_b * W) / sum |V|`` where ``W`` is the matrix the model
+    uses, ``s_b`` its block signs and ``V`` the stored magnitude. The plain
+    :func:`~nwave_lightning.layers.sign.coherence_pct` of a parametrised matrix
+    is 100 % by construction (a whole block shares ``tanh(alpha * c_b)``); this
+    measure says how much of the magnitude the hard-signed export will carry
+    already reaches the network with its block's sign: ``mean |tanh(alpha * c_b)|``
+    weighted by magnitude, rising to 100 % as ``alpha`` grows. For a matrix
+    without the parametrisation ``V = W`` and it equals ``coherence_pct``.
+    """
+    weight = getattr(module, attr).detach()
+    param = sign_parametrization(module, attr)
+    magnitude = module.parametrizations[attr].original.detach().abs() if param is not None else weight.abs()
+    total = magnitude.sum()
+    if total == 0:
+        return weight.new_tensor(100.0)
+    return 100.0 * torch.relu(_row_signs(weight, module.chip.sign_block) * weight).sum() / total
+
+
+@torch.no_grad()
+def _hard_matrix(module: nn.Module, attr: str) -> torch.Tensor:
+    param = sign_parametrization(module, attr)
+    sign_block = module.chip.sign_block
+    if param is None:
+        hard = hard_signed(getattr(module, attr), sign_block)
+    else:
+        plist = module.parametrizations[attr]
+        rows = torch.arange(plist.original.shape[0], device=plist.original.device) // sign_block
+        # alpha -> inf: tanh(alpha * c) -> sign(c), a zero logit counting as + like block_signs does.
+        signs = torch.where(param.sign_logits < 0, -1.0, 1.0).to(plist.original.dtype)[rows]
+        hard = plist.original.abs() * signs
+        for later in list(plist)[list(plist).index(param) + 1 :]:
+            hard = later(hard)
+        hard = hard_signed(hard, sign_block)
+    return hard.clamp(*module.chip.weight_range).detach().clone()
+
+
+def export_hard_signed(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A ``state_dict`` of ``model`` with deployable dense matrices and no sign parametrisation.
+
+    Each dense H1 matrix becomes plain ``<module>.<attr>``: parametrised ones
+    take their ``alpha -> inf`` limit ``sign(c_b) * |V|``, others have their
+    minority-sign weights zeroed (:func:`~nwave_lightning.layers.sign.hard_signed`);
+    all are clamped to the chip's range. The model itself is not changed; the
+    result loads into the same architecture built without the parametrisation.
+    """
+    state = model.state_dict()
+    for entry in dense_weights(model):
+        prefix = f"{entry.module_name}." if entry.module_name else ""
+        parametrized = f"{prefix}parametrizations.{entry.attr}."
+        for key in [k for k in state if k.startswith(parametrized)]:
+            del state[key]
+        state[f"{prefix}{entry.attr}"] = _hard_matrix(entry.module, entry.attr)
+    return state
+
+
+class SignAnnealing(Callback):
+    """Parametrise dense H1 matrices with a per-block sign and sharpen it over training.
+
+    In ``setup`` (before Lightning builds the optimiser and before it loads a
+    checkpoint) every synapse ``weight`` and RC ``recurrent_weights`` of the
+    network (``pl_module.net`` when present, else the module) gets
+    ``W = |V| * tanh(alpha * c_b)``, so the optimiser trains the magnitudes and
+    the sign logits and checkpoints hold the parametrised keys. At the start of
+    each training epoch ``alpha = alpha_at(trainer.current_epoch)``; at its end
+    ``sign_alpha`` and ``sign_topology/<layer>/<weight_id>_coherence_pct``
+    (:func:`sign_coherence_pct`; ``weight_id`` is ``weight`` or
+    ``recurrent_weights``) are logged. At ``on_train_start`` the callback checks
+    that the optimiser holds the new parameters.
+
+    Schedules, with ``e = min(epoch, total_epochs) / total_epochs``:
+    ``linear``: ``alpha_start + (alpha_end - alpha_start) * e``;
+    ``geometric``: ``alpha_start * (alpha_end / alpha_start) ** e``.
+
+    Extension point: override :meth:`alpha_at` (``epoch -> alpha``).
+
+    Args:
+        alpha_start: Sharpness in the first epoch (> 0).
+        alpha_end: Sharpness from epoch ``total_epochs`` on (> 0).
+        total_epochs: Length of the ramp (>= 1).
+        schedule: ``"linear"`` or ``"geometric"``.
+
+    Example:
+        >>> SignAnnealing(alpha_start=1.0, alpha_end=10.0, total_epochs=3).alpha_at(1)
+        4.0
+    """
+
+    def __init__(self, alpha_start: float = 1.0, alpha_end: float = 10.0, total_epochs: int = 100, schedule: str = "linear") -> None:
+        owner = type(self).__name__
+        self.alpha_start = check_number(owner, "alpha_start", alpha_start, positive=True)
+        self.alpha_end = check_number(owner, "alpha_end", alpha_end, positive=True)
+        self.total_epochs = check_number(owner, "total_epochs", total_epochs, integer=True, minimum=1)
+        if not isinstance(schedule, str) or schedule.lower() not in SCHEDULES:
+            raise ValueError(f"{owner}: schedule={schedule!r} is unknown; choose one of {list(SCHEDULES)} (or override alpha_at).")
+        self.schedule = schedule.lower()
+        self.epoch: Optional[int] = None
+        self.alpha: float = self.alpha_start
+        self._network: Optional[nn.Module] = None
+
+    def alpha_at(self, epoch: int) -> float:
+        """Sharpness for the training epoch ``epoch`` (0-based). Override for a custom ramp."""
+        e = min(epoch, self.total_epochs) / self.total_epochs
+        if self.schedule == "geometric":
+            return self.alpha_start * (self.alpha_end / self.alpha_start) ** e
+        return self.alpha_start + (self.alpha_end - self.alpha_start) * e
+
+    # -- Lightning hooks ---------------------------------------------------
+    def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
+        self._network = network(pl_module)
+        if not install_sign_parametrization(self._network, self.alpha):
+            raise ValueError(
+                f"{type(self).__name__}: the network has no dense H1 matrix (synapse weight or RC recurrent_weights) "
+                "to parametrise; remove the callback or add H1 synapses."
+            )
+        set_sign_alpha(self._network, self.alpha)
+
+    def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        held = {id(p) for opt in trainer.optimizers for group in opt.param_groups for p in group["params"]}
+        if not held:
+            return
+        missing = [
+            name
+            for name, p in self._network.named_parameters()
+            if ".parametrizations." in f".{name}" and p.requires_grad and id(p) not in held
+        ]
+        if missing:
+            raise RuntimeError(
+                f"{type(self).__name__}: the optimiser does not hold the sign-parametrisation parameters {missing}. "
+                "Build the optimiser in configure_optimizers from self.parameters() (it runs after the callback's "
+                "setup), not from a parameter list captured in __init__."
+            )
+
+    def on_train_epoch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self.epoch = trainer.current_epoch
+        self.alpha = float(self.alpha_at(self.epoch))
+        set_sign_alpha(self._network, self.alpha)
+
+    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        log_scalar(pl_module, "sign_alpha", self.alpha)
+        for entry in dense_weights(self._network):
+            if sign_parametrization(entry.module, entry.attr) is not None:
+                value = sign_coherence_pct(entry.module, entry.attr)
+                log_scalar(pl_module, f"sign_topology/{entry.module_name}/{entry.attr}_coherence_pct", value)
+
+    # -- state ---------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "alpha": self.alpha}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.epoch = state_dict.get("epoch")
+        self.alpha = float(state_dict.get("alpha", self.alpha_start))
+        if self._network is not None:  # validate/test from a checkpoint: evaluate with the trained sharpness
+            set_sign_alpha(self._network, self.alpha)
+
+    @classmethod
+    def from_config(cls, cfg: Optional[Mapping[str, Any]]) -> Optional["SignAnnealing"]:
+        """Build from the seed's ``nwave.sign_annealing.*`` dict; ``None`` when it is empty.
+
+        Raises:
+            ValueError: unknown keys (listing the accepted ones) or bad values.
+        """
+        kwargs = config_kwargs(cls.__name__, cfg, init_keys(cls))
+        return None if kwargs is None else cls(**kwargs)
