@@ -98,6 +98,11 @@ class NWaveEarlyStopping(Callback):
         self.stopped_epoch: Optional[int] = None
         self._validated = False
 
+    @property
+    def state_key(self) -> str:
+        # Several instances (e.g. one per metric) keep separate states in a checkpoint.
+        return self._generate_state_key(policy=self.policy, metric=self.metric, mode=self.mode)
+
     # -- the decision --------------------------------------------------------
     def should_stop(self, value: float, epoch: int) -> bool:
         """The policy's verdict for this epoch's ``value`` (updates the patience state). Override for custom policies."""
