@@ -1,0 +1,314 @@
+"""``SNNModule``: the LightningModule that trains any contract model.
+
+It owns no physics: the wrapped ``net`` maps ``x (B, T, F)`` to
+``(spikes_list, membranes_list)``, the loss and the metrics are plain callables
+or torchmetrics objects, stateful schedules are callbacks. Everything is
+logged once per epoch under the seed's TensorBoard keys, with the epoch
+(1-based) as the TensorBoard step so that curves line up with the seed's
+``train_one_trial`` reports.
+
+Example:
+    >>> import torch
+    >>> import lightning.pytorch as pl
+    >>> from nwave_lightning.models import H1Classifier, PopulationLoss
+    >>> from nwave_lightning.metrics import PopulationAccuracy
+    >>> net = H1Classifier(in_ch=4, num_classes=2, neurons_per_class=2, hidden=[8])
+    >>> module = SNNModule(net, loss=PopulationLoss(num_classes=2, neurons_per_class=2),
+    ...                    metrics={"acc": PopulationAccuracy(num_classes=2)}, lr=1e-2)
+    >>> x, y = (torch.rand(8, 20, 4) < 0.3).float(), torch.randint(0, 2, (8,))
+    >>> loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=4)
+    >>> trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
+    ...                      enable_progress_bar=False, enable_model_summary=False)
+    >>> trainer.fit(module, loader, loader)
+    >>> sorted(k for k in trainer.logged_metrics if k.startswith("val"))[:6]
+    ['val/acc', 'val/layer_0/dead_neurons', 'val/layer_0/dead_neurons_fraction', 'val/layer_0/firing_rate', 'val/layer_0/membrane_mean', 'val/layer_0/membrane_var']
+    >>> sorted(k for k in trainer.logged_metrics if not k.startswith(("train", "val/layer")))
+    ['epoch', 'lr', 'step', 'val/acc', 'val/population/mse', 'val/population/total', 'val/total', 'val_acc', 'val_loss']
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Optional, Union
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+from torchmetrics import MeanMetric, Metric
+
+from ..layers.inspect import dense_weights
+from ..loss.output import as_loss_output
+from ..metrics import ActivityMetric
+from ..signature import accepted_kwargs
+from .contract import unpack_batch, validate_contract
+from .optim import build_lr_scheduler, build_optimizer
+
+__all__ = ["SNNModule"]
+
+# What losses and metrics may ask for (the seed's call contract).
+CALL_KEYS = ("spk_out", "y", "spikes_list", "membranes_list", "model")
+STAGES = ("train", "val", "test")
+_PLAIN = (type(None), bool, int, float, str)
+
+
+def _plain_data(value: Any) -> bool:
+    """Whether ``value`` survives ``torch.load(weights_only=True)`` and YAML dumps."""
+    if isinstance(value, _PLAIN):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain_data(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain_data(v) for k, v in value.items())
+    return False
+
+
+def _cli_hparams() -> Optional[dict]:
+    """The config dicts LightningCLI passes while it instantiates the module, if any."""
+    try:  # private but stable across Lightning 2.3-2.6 (pinned <2.7 in pyproject)
+        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+    except ImportError:
+        return None
+    return _given_hyperparameters.get()
+
+
+def _kwarg_names(fn: Callable) -> tuple[str, ...]:
+    # Resolve the signature once: inspecting bound torchmetrics methods per batch costs more than the step.
+    return tuple(accepted_kwargs(fn, {key: None for key in CALL_KEYS}))
+
+
+class SNNModule(pl.LightningModule):
+    """Train a model that returns ``(spikes_list, membranes_list)``.
+
+    Args:
+        net: Any ``nn.Module`` honouring the contract (see
+            :func:`~nwave_lightning.module.validate_contract`, checked on the first batch).
+        loss: Callable ``(spk_out, y, spikes_list, membranes_list, model)``
+            (only the arguments its signature names are passed) returning a
+            scalar tensor, a dict of components or a ``LossOutput``. Required:
+            no task loss is assumed (a population vote, a rate target and a
+            regression need different ones).
+        metrics: ``name -> torchmetrics.Metric`` (its ``update`` gets the same
+            filtered arguments) or ``name -> callable`` returning a number
+            (averaged over batches, weighted by batch size). Names must not
+            contain ``.`` or ``/``.
+        optimizer: ``"adam"``, ``"adamax"``, a ``{"name": ...}`` or
+            ``{"class_path": ..., "init_args": ...}`` dict, or ``callable(params)``.
+        lr: Learning rate of named / class-path optimizers.
+        weight_decay: Weight decay of named / class-path optimizers.
+        optimizer_kwargs: Extra keyword arguments of the optimizer.
+        lr_scheduler: ``None`` / ``"none"``, a seed dict (``plateau``, ``step``,
+            ``cosine``, ``multistep``), a class-path dict, or ``callable(optimizer)``.
+        activity: Log ``<stage>/layer_<i>/...`` activity statistics.
+        clamp_weights: Project every dense H1 weight onto the chip's range
+            after each optimiser step (the hard constraint of hardware-model.md).
+
+    Raises:
+        ValueError: no loss, a metric that is neither a Metric nor callable, or a bad name.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: Optional[Callable] = None,
+        metrics: Optional[dict[str, Union[Metric, Callable]]] = None,
+        optimizer: Union[str, dict[str, Any], Callable] = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        optimizer_kwargs: Optional[dict[str, Any]] = None,
+        lr_scheduler: Union[str, dict[str, Any], Callable, None] = None,
+        activity: bool = True,
+        clamp_weights: bool = False,
+    ) -> None:
+        super().__init__()
+        if not isinstance(net, nn.Module):
+            raise ValueError(f"SNNModule: net must be a torch.nn.Module returning (spikes_list, membranes_list), got {type(net).__name__}.")
+        if loss is None or not callable(loss):
+            raise ValueError(
+                f"SNNModule: loss={loss!r}; a loss is required and none is assumed. Pass e.g. "
+                "nwave_lightning.models.PopulationLoss(num_classes=..., neurons_per_class=...) for a population "
+                "readout, nwave_lightning.models.RateMSELoss() for rate targets, or any callable(spk_out, y, ...)."
+            )
+        self._save_hparams(
+            dict(net=net, loss=loss, metrics=metrics, optimizer=optimizer, lr_scheduler=lr_scheduler, optimizer_kwargs=optimizer_kwargs)
+        )
+        self.net = net
+        self.loss = loss
+        self._loss_keys = _kwarg_names(loss)
+        self.optimizer_spec, self.lr_scheduler_spec = optimizer, lr_scheduler
+        self.lr, self.weight_decay, self.optimizer_kwargs = lr, weight_decay, optimizer_kwargs
+        self.clamp_weights = bool(clamp_weights)
+        self._contract_checked = False
+        self._build_metrics(metrics or {}, activity)
+
+    # -- construction ----------------------------------------------------
+    def _save_hparams(self, init_args: dict[str, Any]) -> None:
+        # Under LightningCLI the hparams are the config dicts (class_path + init_args), so
+        # load_from_checkpoint rebuilds net/loss/metrics. Objects built in Python are left
+        # out instead (pass them again to load_from_checkpoint): pickled objects would make
+        # the checkpoint unloadable with torch.load(weights_only=True).
+        from_cli = _cli_hparams() is not None
+        ignore = [] if from_cli else [key for key, value in init_args.items() if not _plain_data(value)]
+        self.save_hyperparameters(ignore=ignore, frame=inspect.currentframe().f_back)
+        unsafe = [key for key, value in self.hparams.items() if not _plain_data(value)]
+        if unsafe:
+            self.remove_ignored_hparams(unsafe)
+            for key in unsafe:
+                self._hparams_initial.pop(key, None)
+
+    def _build_metrics(self, metrics: dict, activity: bool) -> None:
+        self.metric_names: list[str] = []
+        self._metric_keys: dict[str, tuple[str, ...]] = {}
+        self._plain_metrics: dict[str, Callable] = {}
+        tables = {stage: nn.ModuleDict() for stage in STAGES}
+        for name, metric in metrics.items():
+            if not isinstance(name, str) or not name or "." in name or "/" in name:
+                raise ValueError(f"SNNModule: metric name {name!r} must be a non-empty string without '.' or '/'.")
+            if isinstance(metric, Metric):
+                self._metric_keys[name] = _kwarg_names(metric.update)
+                for stage in STAGES:
+                    tables[stage][name] = metric.clone()
+            elif callable(metric):
+                self._metric_keys[name] = _kwarg_names(metric)
+                self._plain_metrics[name] = metric
+                for stage in STAGES:
+                    tables[stage][name] = MeanMetric()
+            else:
+                raise ValueError(f"SNNModule: metrics[{name!r}] is a {type(metric).__name__}; give a torchmetrics.Metric or a callable.")
+            self.metric_names.append(name)
+        # ModuleDict keys may not shadow Module attributes ("train"), hence the suffix.
+        self.stage_metrics = nn.ModuleDict({f"{stage}_metrics": table for stage, table in tables.items()})
+        self.activity = None
+        if activity:
+            self.activity = nn.ModuleDict({f"{stage}_activity": ActivityMetric() for stage in STAGES})
+
+    # -- forward and steps -------------------------------------------------
+    def forward(self, x: torch.Tensor):
+        """``net(x)`` -> ``(spikes_list, membranes_list)``."""
+        return self.net(x)
+
+    def _run_net(self, x: torch.Tensor):
+        outputs = self.net(x)
+        if not self._contract_checked:
+            validate_contract(outputs, x)
+            self._contract_checked = True
+        return outputs
+
+    def _shared_step(self, batch: Any, stage: str) -> torch.Tensor:
+        x, y, _ = unpack_batch(batch)
+        spikes_list, membranes_list = self._run_net(x)
+        call = {
+            "spk_out": spikes_list[-1],
+            "y": y,
+            "spikes_list": list(spikes_list),
+            "membranes_list": list(membranes_list),
+            "model": self.net,
+        }
+        out = as_loss_output(self.loss(**{key: call[key] for key in self._loss_keys}))
+        batch_size = x.shape[0]
+        for key, value in out.components.items():
+            self._log_mean(f"{stage}/{key}", value.detach(), batch_size)
+        self._log_mean(f"{stage}_loss", out.total.detach(), batch_size, prog_bar=True)
+        with torch.no_grad():
+            detached = {
+                "spk_out": call["spk_out"].detach(),
+                "y": y,
+                "spikes_list": [s.detach() for s in spikes_list],
+                "membranes_list": [m.detach() for m in membranes_list],
+                "model": self.net,
+            }
+            self._update_metrics(stage, detached, batch_size)
+        return out.total
+
+    def _log_mean(self, name: str, value: torch.Tensor, batch_size: int, prog_bar: bool = False) -> None:
+        # Epoch mean weighted by batch size; under DDP both sums are reduced (sum/sum across ranks).
+        self.log(name, value, on_step=False, on_epoch=True, sync_dist=True, batch_size=batch_size, prog_bar=prog_bar)
+
+    def _update_metrics(self, stage: str, call: dict, batch_size: int) -> None:
+        table = self.stage_metrics[f"{stage}_metrics"]
+        for name in self.metric_names:
+            kwargs = {key: call[key] for key in self._metric_keys[name]}
+            if name in self._plain_metrics:
+                value = torch.as_tensor(self._plain_metrics[name](**kwargs), dtype=torch.float32, device=self.device)
+                table[name].update(value.detach().reshape(()), batch_size)
+            else:
+                table[name].update(**kwargs)
+        if self.activity is not None:
+            self.activity[f"{stage}_activity"].update(call["spikes_list"], call["membranes_list"])
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
+        """Readout spikes (and the targets when the batch has them) of one batch."""
+        x, y, meta = unpack_batch(batch, require_target=False)
+        spikes_list, _ = self._run_net(x)
+        return {"spk_out": spikes_list[-1], "y": y, "meta": meta}
+
+    # -- epoch-level logging -----------------------------------------------
+    def _log_epoch(self, stage: str) -> None:
+        values: dict[str, torch.Tensor] = {}
+        table = self.stage_metrics[f"{stage}_metrics"]
+        for name in self.metric_names:
+            result = table[name].compute()  # torchmetrics reduces across DDP ranks here
+            table[name].reset()
+            items = result.items() if isinstance(result, dict) else [("", result)]
+            for key, value in items:
+                suffix = f"/{key}" if key else ""
+                values[f"{stage}/{name}{suffix}"] = value
+                values[f"{stage}_{name}{suffix}"] = value
+        if self.activity is not None:
+            for key, value in self.activity[f"{stage}_activity"].compute().items():
+                values[f"{stage}/{key}"] = value
+            self.activity[f"{stage}_activity"].reset()
+        values = {key: torch.as_tensor(value, dtype=torch.float32).reshape(()) for key, value in values.items()}
+        # Already reduced: logging the same value on every rank needs no further sync.
+        self.log_dict(values, on_step=False, on_epoch=True, sync_dist=False, prog_bar=False)
+        self.log("step", float(self.current_epoch + 1), on_step=False, on_epoch=True)
+
+    def on_train_epoch_start(self) -> None:
+        # Lightning steps epoch schedulers right after the last batch, before the epoch-end
+        # hooks: remember the rate this epoch actually trained with.
+        self._epoch_lr = float(self.trainer.optimizers[0].param_groups[0]["lr"])
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+        self.log("epoch", float(self.current_epoch + 1), on_step=False, on_epoch=True)
+        self.log("lr", self._epoch_lr, on_step=False, on_epoch=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    # -- optimisation ------------------------------------------------------
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = build_optimizer(params, self.optimizer_spec, self.lr, self.weight_decay, self.optimizer_kwargs)
+        max_epochs = self.trainer.max_epochs if self._trainer is not None else None
+        scheduler = build_lr_scheduler(optimizer, self.lr_scheduler_spec, max_epochs)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.clamp_weights:
+            self.project_weights()
+
+    @torch.no_grad()
+    def project_weights(self) -> None:
+        """Clamp every dense H1 matrix (its raw parameter if parametrised) to the chip's range."""
+        for entry in dense_weights(self.net):
+            module, attr = entry.module, entry.attr
+            if parametrize.is_parametrized(module, attr):
+                tensor = module.parametrizations[attr].original
+            else:
+                tensor = getattr(module, attr)
+            tensor.clamp_(*module.chip.weight_range)
