@@ -1,0 +1,136 @@
+"""The ``nwave`` command: a LightningCLI for SNNModule, any datamodule and the Trainer.
+
+Usage::
+
+    nwave fit --config configs/quickstart.yaml
+    nwave fit --config configs/experiment/digits.yaml --trainer.max_epochs=5
+    nwave fit --config configs/quickstart.yaml --ckpt_path last       # resume
+    nwave validate --config configs/quickstart.yaml --ckpt_path runs/.../last.ckpt
+    python -m nwave_lightning fit --print_config                       # every option
+
+A config has four sections: ``model`` (``class_path:
+nwave_lightning.module.SNNModule`` or a subclass, its ``init_args`` holding
+``net``, ``loss``, ``metrics`` as class paths), ``data`` (any
+LightningDataModule by class path), ``trainer`` and ``seed_everything``.
+Several ``--config`` files merge left to right, so the groups under
+``configs/`` (model, data, trainer, callbacks, experiment) compose.
+
+Defaults that differ from a bare Trainer: a TensorBoard logger writing to
+``runs/<name>/version_<n>`` without the ``hp_metric`` placeholder, and (unless
+the config brings a checkpoint callback) a ``ModelCheckpoint`` keeping ``last.ckpt``. ``--ckpt_path last`` resumes in the
+newest version folder of the same logger name.
+
+Adding a subcommand (how ``tune`` plugs in): list it in
+:meth:`NWaveCLI.subcommands` with the Trainer arguments it skips, and give
+:class:`NWaveTrainer` a method of the same name; LightningCLI turns the
+method's typed arguments into options and calls it with ``model`` and
+``datamodule``. ``before_<name>`` / ``after_<name>`` methods of the CLI run around it.
+
+Example:
+    >>> sorted(NWaveCLI.subcommands())
+    ['fit', 'predict', 'test', 'validate']
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from typing import Any, Optional
+
+from lightning.pytorch import LightningDataModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities import rank_zero_only
+
+from .module import SNNModule
+
+__all__ = ["NWaveCLI", "NWaveTrainer", "main", "DEFAULT_LOG_DIR"]
+
+DEFAULT_LOG_DIR = "runs"
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "logger": {
+        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        # hp_metric is a placeholder scalar outside the seed's key table.
+        "init_args": {"save_dir": DEFAULT_LOG_DIR, "name": "nwave", "default_hp_metric": False},
+    },
+}
+
+
+class NWaveTrainer(Trainer):
+    """The Trainer behind ``nwave``; subcommands beyond fit/validate/test/predict are its methods."""
+
+
+class NWaveCLI(LightningCLI):
+    """LightningCLI with nwave defaults: SNNModule, TensorBoard under ``runs/``, ``last.ckpt``."""
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """Subcommand name -> Trainer-method arguments the CLI fills itself."""
+        return dict(LightningCLI.subcommands())
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Trainer:
+        # Lightning's implicit ModelCheckpoint keeps no last.ckpt, which `--ckpt_path last` needs;
+        # add one that does unless the config brings its own checkpoint callback.
+        configured = [*(config.get("callbacks") or []), *callbacks]
+        if config.get("enable_checkpointing", True) is not False and not any(isinstance(c, ModelCheckpoint) for c in configured):
+            callbacks = [*callbacks, ModelCheckpoint(save_last=True)]
+        return super()._instantiate_trainer(config, callbacks)
+
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand:
+            _resume_in_latest_version(self.config[self.subcommand])
+
+    @rank_zero_only
+    def after_fit(self) -> None:
+        logger = self.trainer.logger
+        if logger is not None and getattr(logger, "log_dir", None):
+            root = getattr(logger, "save_dir", None) or logger.log_dir
+            print(f"\nTensorBoard logs: {os.path.abspath(logger.log_dir)}\n  view them with: tensorboard --logdir {root}")
+        checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "")
+        if checkpoint:
+            print(f"Last checkpoint:  {os.path.abspath(checkpoint)}\n  resume with: --ckpt_path last")
+
+
+def _resume_in_latest_version(config) -> None:
+    """With ``--ckpt_path last`` and no explicit logger version, log into the newest version folder.
+
+    ModelCheckpoint looks for ``last.ckpt`` under the logger's version folder;
+    a fresh ``version_<n+1>`` would hold none, and Lightning would silently
+    start from scratch.
+    """
+    if config.get("ckpt_path") != "last":
+        return
+    logger = config.get("trainer", {}).get("logger")
+    if not logger or isinstance(logger, bool) or isinstance(logger, list):
+        return
+    init_args = logger.get("init_args") if hasattr(logger, "get") else None
+    if init_args is None or init_args.get("version") is not None:
+        return
+    folder = os.path.join(init_args.get("save_dir") or DEFAULT_LOG_DIR, init_args.get("name") or "")
+    versions = []
+    for path in glob.glob(os.path.join(folder, "version_*", "checkpoints", "last*.ckpt")):
+        match = re.search(r"version_(\d+)", path)
+        if match:
+            versions.append(int(match.group(1)))
+    if versions:
+        init_args["version"] = max(versions)
+
+
+def main(args: Optional[list[str]] = None) -> Optional[NWaveCLI]:
+    """Entry point of ``nwave`` and ``python -m nwave_lightning``.
+
+    Args:
+        args: Command-line arguments (default: ``sys.argv[1:]``).
+    """
+    return NWaveCLI(
+        model_class=SNNModule,
+        datamodule_class=LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        trainer_class=NWaveTrainer,
+        trainer_defaults=TRAINER_DEFAULTS,
+        auto_configure_optimizers=False,  # SNNModule takes optimizer / lr_scheduler itself
+        save_config_kwargs={"overwrite": True},
+        args=args,
+    )

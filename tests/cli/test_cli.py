@@ -1,0 +1,136 @@
+"""The nwave command: configs parse, fit logs where it says, resume with --ckpt_path last, subcommands."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from nwave_lightning.cli import NWaveCLI, main
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "configs"
+QUICKSTART = str(CONFIGS / "quickstart.yaml")
+# Shrink the quick start so each in-process run takes seconds.
+TINY = [
+    "--data.init_args.n_train=32",
+    "--data.init_args.n_val=16",
+    "--data.init_args.n_test=16",
+    "--data.init_args.n_steps=30",
+    "--data.init_args.word_length=10",
+    "--data.init_args.batch_size=8",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+    "--trainer.log_every_n_steps=1",
+]
+
+
+@pytest.fixture(autouse=True)
+def _no_pytest_argv(monkeypatch):
+    # main(args) parses `args`; pytest's own argv would only trigger LightningCLI's mixed-input warning.
+    monkeypatch.setattr(sys, "argv", ["nwave"])
+
+
+def _experiments():
+    return sorted(str(p) for p in (CONFIGS / "experiment").glob("*.yaml")) + [QUICKSTART]
+
+
+def _print_config(args, capsys) -> dict:
+    with pytest.raises(SystemExit) as info:
+        main(args + ["--print_config"])
+    assert info.value.code in (None, 0)
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("path", _experiments(), ids=lambda p: Path(p).name)
+def test_every_experiment_config_parses(path, capsys):
+    config = _print_config(["fit", "--config", path], capsys)
+    assert config["model"]["class_path"] == "nwave_lightning.module.SNNModule"
+    assert config["model"]["init_args"]["loss"]["class_path"].startswith("nwave_lightning.")
+    assert config["data"]["class_path"].startswith("nwave_lightning.data.")
+
+
+def test_groups_compose_from_the_command_line(capsys):
+    args = ["fit", "--trainer", str(CONFIGS / "trainer/ddp_cpu.yaml"), "--model", str(CONFIGS / "model/keyword_spotting_h1v2.yaml")]
+    config = _print_config(args + ["--data", str(CONFIGS / "data/keyword_spotting.yaml"), "--trainer.max_epochs=3"], capsys)
+    assert (config["trainer"]["devices"], config["trainer"]["strategy"], config["trainer"]["max_epochs"]) == (2, "ddp", 3)
+    assert config["model"]["init_args"]["net"]["init_args"]["in_ch"] == 13
+    assert config["trainer"]["logger"]["init_args"]["save_dir"] == "runs"  # the nwave default logger
+    for group in ("model", "data", "trainer"):
+        for path in (CONFIGS / group).glob("*.yaml"):
+            _print_config(["fit", f"--{group}", str(path)] + ([] if group == "model" else ["--model", str(CONFIGS / "model/keyword_spotting_h1v2.yaml")]) + ([] if group == "data" else ["--data", str(CONFIGS / "data/keyword_spotting.yaml")]), capsys)
+
+
+def _fit(tmp_path, *extra):
+    return main(["fit", "--config", QUICKSTART, *TINY, f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}", *extra])
+
+
+def test_fit_logs_the_seed_keys_and_says_where(tmp_path, capsys):
+    from tbparse import SummaryReader
+
+    cli = _fit(tmp_path, "--trainer.max_epochs=2")
+    out = capsys.readouterr().out
+    log_dir = cli.trainer.logger.log_dir
+    assert f"TensorBoard logs: {os.path.abspath(log_dir)}" in out and "tensorboard --logdir" in out
+    tags = set(SummaryReader(log_dir).scalars["tag"])
+    assert {"epoch", "lr", "train_loss", "val_loss", "train_acc", "val/acc", "val/layer_2/firing_rate", "train/population/mse"} <= tags
+    assert "hp_metric" not in tags
+    assert os.path.isfile(os.path.join(log_dir, "checkpoints", "last.ckpt"))
+    payload = torch.load(os.path.join(log_dir, "checkpoints", "last.ckpt"), weights_only=True)
+    assert payload["hyper_parameters"]["net"]["class_path"] == "nwave_lightning.models.H1Classifier"
+
+
+def _final(log_dir, tag):
+    from tbparse import SummaryReader
+
+    frame = SummaryReader(log_dir).scalars
+    rows = frame[frame["tag"] == tag].sort_values("step")
+    return dict(zip(rows["step"], rows["value"]))
+
+
+def test_resume_with_ckpt_path_last_matches_an_uninterrupted_run(tmp_path, capsys):
+    straight = _fit(tmp_path / "a", "--trainer.max_epochs=4")
+    _fit(tmp_path / "b", "--trainer.max_epochs=2")  # "interrupted" after two epochs
+    resumed = _fit(tmp_path / "b", "--trainer.max_epochs=4", "--ckpt_path=last")
+    assert resumed.trainer.logger.log_dir == str(tmp_path / "b" / "runs" / "quickstart" / "version_0")  # same folder
+    for tag in ("val_loss", "train_loss", "val_acc", "val/layer_1/firing_rate"):
+        expected, got = _final(straight.trainer.logger.log_dir, tag), _final(resumed.trainer.logger.log_dir, tag)
+        assert got[4] == pytest.approx(expected[4], rel=1e-6, abs=1e-9), tag
+    capsys.readouterr()
+
+
+def test_validate_and_test_from_a_checkpoint(tmp_path, capsys):
+    cli = _fit(tmp_path, "--trainer.max_epochs=1")
+    checkpoint = cli.trainer.checkpoint_callback.last_model_path
+    validated = main(["validate", "--config", QUICKSTART, *TINY, f"--trainer.logger.init_args.save_dir={tmp_path / 'v'}", f"--ckpt_path={checkpoint}"])
+    assert validated.trainer.callback_metrics["val_loss"] == pytest.approx(float(cli.trainer.callback_metrics["val_loss"]), rel=1e-6)
+    tested = main(["test", "--config", QUICKSTART, *TINY, f"--trainer.logger.init_args.save_dir={tmp_path / 't'}", f"--ckpt_path={checkpoint}"])
+    assert "test_acc" in tested.trainer.callback_metrics
+    capsys.readouterr()
+
+
+def test_unknown_optimizer_name_lists_the_supported_ones(tmp_path):
+    with pytest.raises(ValueError, match=r"optimizer='sgdx' is not supported; choose one of \['adam', 'adamax'\]"):
+        _fit(tmp_path, "--trainer.max_epochs=1", "--model.init_args.optimizer=sgdx")
+
+
+def test_subcommands_are_the_lightning_ones_plus_extension_point():
+    assert set(NWaveCLI.subcommands()) == {"fit", "validate", "test", "predict"}
+
+
+def test_module_entry_point_and_console_script():
+    result = subprocess.run([sys.executable, "-m", "nwave_lightning", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for name in ("fit", "validate", "test", "predict"):
+        assert name in result.stdout
+    script = shutil.which("nwave")
+    if script is None:
+        pytest.skip("the nwave console script is not on PATH (package not installed)")
+    result = subprocess.run([script, "fit", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "--ckpt_path" in result.stdout
