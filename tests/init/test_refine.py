@@ -1,0 +1,44 @@
+"""The refinement loop on a synthetic layer with known response."""
+
+import math
+
+import pytest
+
+from nwave_lightning.init.refine import Measured, refine
+
+
+class SaturatingLayer:
+    """Mean and std grow sub-linearly with the weights (like a membrane capped by reset)."""
+
+    def __init__(self):
+        self.scale = self.rc_scale = None
+
+    def apply(self, scale, rc_scale):
+        self.scale, self.rc_scale = scale, rc_scale
+
+    def simulate(self):
+        drive = 0.3 * self.scale
+        capped = drive / (1 + 0.5 * drive)
+        rate = 0.01 * capped
+        var_ff = (0.1 * capped) ** 2
+        var_rc = (0.5 * self.scale * self.rc_scale) ** 2 * rate  # recurrent drive grows with the rate
+        std = math.sqrt(var_ff + var_rc)
+        mean = 2.0 * capped
+        return Measured((1.0 - mean) / std, mean, std, var_ff, var_rc, rate, 0)
+
+
+@pytest.mark.parametrize("alpha,use_rc", [(1.0, False), (0.85, True), (0.6, True)])
+def test_refine_reaches_the_measured_targets(alpha, use_rc):
+    layer = SaturatingLayer()
+    result = refine(layer.apply, layer.simulate, 1.0, 2.0, alpha, use_rc)
+    assert result.converged
+    assert result.measured.xi == pytest.approx(2.0, rel=0.03)
+    if use_rc:
+        assert result.measured.ff_share == pytest.approx(alpha, abs=0.03)
+    assert (layer.scale, layer.rc_scale) == (result.scale, result.rc_scale)
+
+
+def test_refine_reports_failure_when_the_target_cannot_be_reached():
+    layer = SaturatingLayer()
+    result = refine(layer.apply, layer.simulate, 1.0, 2.0, 1.0, False, max_iter=1)
+    assert not result.converged and result.iterations == 1
