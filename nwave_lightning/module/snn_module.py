@@ -276,11 +276,25 @@ class SNNModule(pl.LightningModule):
         # Lightning steps epoch schedulers right after the last batch, before the epoch-end
         # hooks: remember the rate this epoch actually trained with.
         self._epoch_lr = float(self.trainer.optimizers[0].param_groups[0]["lr"])
+        self._train_epoch_logged = False
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.clamp_weights:
+            self.project_weights()
+        # Close the training epoch's metrics at its last batch: callbacks' on_train_epoch_end runs
+        # before the module's, and early stopping / best-model callbacks may monitor train_<metric>.
+        if batch_idx + 1 == self.trainer.num_training_batches:
+            self._finish_train_epoch()
 
     def on_train_epoch_end(self) -> None:
+        if not self._train_epoch_logged:  # an epoch cut short, or a loader without a length
+            self._finish_train_epoch()
+
+    def _finish_train_epoch(self) -> None:
         self._log_epoch("train")
         self.log("epoch", float(self.current_epoch + 1), on_step=False, on_epoch=True)
         self.log("lr", self._epoch_lr, on_step=False, on_epoch=True)
+        self._train_epoch_logged = True
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
@@ -297,10 +311,6 @@ class SNNModule(pl.LightningModule):
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.clamp_weights:
-            self.project_weights()
 
     @torch.no_grad()
     def project_weights(self) -> None:

@@ -86,6 +86,26 @@ def test_fit_logs_the_seed_keys_and_says_where(tmp_path, capsys):
     assert payload["hyper_parameters"]["net"]["class_path"] == "nwave_lightning.models.H1Classifier"
 
 
+SEED_CONDITIONAL = {"surrogate_value", "sign_alpha", "early_stop_metric_value", "early_stop_bad_epochs", "early_stop_best_metric", "early_stop_triggered"}
+
+
+def test_callbacks_group_adds_the_seed_conditional_keys(tmp_path, capsys):
+    from tbparse import SummaryReader
+
+    plain = _fit(tmp_path / "plain", "--trainer.max_epochs=1")
+    tags = set(SummaryReader(plain.trainer.logger.log_dir).scalars["tag"])
+    assert "best_selected_metric" in tags  # the quick start keeps best_model.pt
+    assert not tags & SEED_CONDITIONAL and not any(t.startswith("sign_topology/") for t in tags)
+    extra = ["--config", str(CONFIGS / "callbacks" / "hardware_aware.yaml"), "--trainer.max_epochs=2"]
+    full = _fit(tmp_path / "full", *extra)
+    tags = set(SummaryReader(full.trainer.logger.log_dir).scalars["tag"])
+    assert SEED_CONDITIONAL | {"best_selected_metric", "epoch", "lr", "train_loss", "val_loss"} <= tags
+    assert "early_stop_target_value" not in tags  # threshold policy only
+    coherence = sorted(t for t in tags if t.startswith("sign_topology/"))
+    assert len(coherence) == 3 and all(t.endswith("weight_coherence_pct") for t in coherence)  # three dense synapses
+    capsys.readouterr()
+
+
 def _final(log_dir, tag):
     from tbparse import SummaryReader
 
