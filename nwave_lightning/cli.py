@@ -134,3 +134,13 @@ def main(args: Optional[list[str]] = None) -> Optional[NWaveCLI]:
         save_config_kwargs={"overwrite": True},
         args=args,
     )
+
+
+def console_main() -> None:
+    """The ``nwave`` console script.
+
+    Console scripts pass the return value to ``sys.exit``; returning the CLI
+    object (as :func:`main` does, for tests and the tune engine) would print it
+    and exit with status 1 after a successful run.
+    """
+    main()
