@@ -32,16 +32,18 @@ import inspect
 from typing import Any, Callable, Optional, Union
 
 import lightning.pytorch as pl
+from lightning.pytorch.trainer.states import TrainerFn
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
-from torchmetrics import MeanMetric, Metric
+from torchmetrics import Metric
 
 from ..layers.inspect import dense_weights
 from ..loss.output import as_loss_output
 from ..metrics import ActivityMetric
 from ..signature import accepted_kwargs
 from .contract import unpack_batch, validate_contract
+from .epoch_means import EpochMeans
 from .optim import build_lr_scheduler, build_optimizer
 
 __all__ = ["SNNModule"]
@@ -171,13 +173,13 @@ class SNNModule(pl.LightningModule):
             elif callable(metric):
                 self._metric_keys[name] = _kwarg_names(metric)
                 self._plain_metrics[name] = metric
-                for stage in STAGES:
-                    tables[stage][name] = MeanMetric()
             else:
                 raise ValueError(f"SNNModule: metrics[{name!r}] is a {type(metric).__name__}; give a torchmetrics.Metric or a callable.")
             self.metric_names.append(name)
         # ModuleDict keys may not shadow Module attributes ("train"), hence the suffix.
         self.stage_metrics = nn.ModuleDict({f"{stage}_metrics": table for stage, table in tables.items()})
+        self._means = {stage: EpochMeans() for stage in STAGES}  # loss components
+        self._plain_means = {stage: EpochMeans() for stage in STAGES}  # plain-callable metrics
         self.activity = None
         if activity:
             self.activity = nn.ModuleDict({f"{stage}_activity": ActivityMetric() for stage in STAGES})
@@ -206,10 +208,8 @@ class SNNModule(pl.LightningModule):
         }
         out = as_loss_output(self.loss(**{key: call[key] for key in self._loss_keys}))
         batch_size = x.shape[0]
-        for key, value in out.components.items():
-            self._log_mean(f"{stage}/{key}", value.detach(), batch_size)
-        self._log_mean(f"{stage}_loss", out.total.detach(), batch_size, prog_bar=True)
         with torch.no_grad():
+            self._means[stage].update(out.components, batch_size)
             detached = {
                 "spk_out": call["spk_out"].detach(),
                 "y": y,
@@ -220,17 +220,12 @@ class SNNModule(pl.LightningModule):
             self._update_metrics(stage, detached, batch_size)
         return out.total
 
-    def _log_mean(self, name: str, value: torch.Tensor, batch_size: int, prog_bar: bool = False) -> None:
-        # Epoch mean weighted by batch size; under DDP both sums are reduced (sum/sum across ranks).
-        self.log(name, value, on_step=False, on_epoch=True, sync_dist=True, batch_size=batch_size, prog_bar=prog_bar)
-
     def _update_metrics(self, stage: str, call: dict, batch_size: int) -> None:
         table = self.stage_metrics[f"{stage}_metrics"]
         for name in self.metric_names:
             kwargs = {key: call[key] for key in self._metric_keys[name]}
             if name in self._plain_metrics:
-                value = torch.as_tensor(self._plain_metrics[name](**kwargs), dtype=torch.float32, device=self.device)
-                table[name].update(value.detach().reshape(()), batch_size)
+                self._plain_means[stage].update({name: self._plain_metrics[name](**kwargs)}, batch_size)
             else:
                 table[name].update(**kwargs)
         if self.activity is not None:
@@ -252,12 +247,28 @@ class SNNModule(pl.LightningModule):
         return {"spk_out": spikes_list[-1], "y": y, "meta": meta}
 
     # -- epoch-level logging -----------------------------------------------
-    def _log_epoch(self, stage: str) -> None:
-        values: dict[str, torch.Tensor] = {}
+    def _reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.trainer.strategy.reduce(tensor, reduce_op="sum") if self._trainer is not None else tensor
+
+    def _log_epoch(self, stage: str, extra: Optional[dict[str, float]] = None) -> None:
+        values: dict[str, Any] = dict(extra or {})
+        # Loss components: batch-size-weighted means, summed over ranks in one collective.
+        for key, value in self._means[stage].compute(self._reduce_sum).items():
+            values[f"{stage}/{key}"] = value
+        if f"{stage}/total" in values:
+            values[f"{stage}_loss"] = values[f"{stage}/total"]
+        self._means[stage].reset()
         table = self.stage_metrics[f"{stage}_metrics"]
+        plain = self._plain_means[stage].compute(self._reduce_sum)
+        self._plain_means[stage].reset()
         for name in self.metric_names:
-            result = table[name].compute()  # torchmetrics reduces across DDP ranks here
-            table[name].reset()
+            if name in plain:
+                result = plain[name]
+            elif name in self._plain_metrics:
+                continue  # no batch this epoch
+            else:
+                result = table[name].compute()  # torchmetrics reduces across DDP ranks here
+                table[name].reset()
             items = result.items() if isinstance(result, dict) else [("", result)]
             for key, value in items:
                 suffix = f"/{key}" if key else ""
@@ -267,10 +278,34 @@ class SNNModule(pl.LightningModule):
             for key, value in self.activity[f"{stage}_activity"].compute().items():
                 values[f"{stage}/{key}"] = value
             self.activity[f"{stage}_activity"].reset()
-        values = {key: torch.as_tensor(value, dtype=torch.float32).reshape(()) for key, value in values.items()}
-        # Already reduced: logging the same value on every rank needs no further sync.
-        self.log_dict(values, on_step=False, on_epoch=True, sync_dist=False, prog_bar=False)
-        self.log("step", float(self.current_epoch + 1), on_step=False, on_epoch=True)
+        self._emit(stage, {key: torch.as_tensor(value, dtype=torch.float32).reshape(()) for key, value in values.items()})
+
+    def _emit(self, stage: str, values: dict[str, torch.Tensor]) -> None:
+        """Publish epoch values (already reduced over ranks) to loggers, callbacks and the progress bar.
+
+        While fitting, values go straight to ``logger.log_metrics`` at step = epoch and
+        into ``trainer.callback_metrics``: one ``self.log`` per key costs a millisecond or
+        more, a tenth of a small SNN's epoch once there are dozens of activity keys.
+        Validate/test runs use ``self.log`` so that ``trainer.validate/test`` return them.
+        """
+        shown = {key for key in values if key == f"{stage}_loss" or (stage != "train" and key.startswith(f"{stage}_"))}
+        step = float(self.current_epoch + 1)
+        if self.trainer.state.fn != TrainerFn.FITTING:
+            for key, value in values.items():
+                self.log(key, value, on_step=False, on_epoch=True, sync_dist=False, prog_bar=key in shown)
+            self.log("step", step, on_step=False, on_epoch=True)
+            return
+        if self.trainer.sanity_checking:
+            return
+        scalars = {key: float(value) for key, value in values.items()}
+        for logger in self.loggers:  # rank-zero-only methods
+            logger.log_metrics(scalars, step=int(step))
+            logger.save()
+        self.trainer.callback_metrics.update(values)  # the connector's persistent dict
+        self.trainer.logged_metrics.update(values)
+        self.trainer.progress_bar_metrics.update({key: scalars[key] for key in shown})
+        # Keys that callbacks log through self.log get the same x axis (the epoch).
+        self.log("step", step, on_step=False, on_epoch=True)
 
     def on_train_epoch_start(self) -> None:
         # Lightning steps epoch schedulers right after the last batch, before the epoch-end
@@ -291,9 +326,7 @@ class SNNModule(pl.LightningModule):
             self._finish_train_epoch()
 
     def _finish_train_epoch(self) -> None:
-        self._log_epoch("train")
-        self.log("epoch", float(self.current_epoch + 1), on_step=False, on_epoch=True)
-        self.log("lr", self._epoch_lr, on_step=False, on_epoch=True)
+        self._log_epoch("train", {"epoch": float(self.current_epoch + 1), "lr": self._epoch_lr})
         self._train_epoch_logged = True
 
     def on_validation_epoch_end(self) -> None:

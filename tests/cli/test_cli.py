@@ -140,8 +140,9 @@ def test_unknown_optimizer_name_lists_the_supported_ones(tmp_path):
         _fit(tmp_path, "--trainer.max_epochs=1", "--model.init_args.optimizer=sgdx")
 
 
-def test_subcommands_are_the_lightning_ones_plus_extension_point():
-    assert set(NWaveCLI.subcommands()) == {"fit", "validate", "test", "predict"}
+def test_subcommands_include_the_lightning_ones():
+    # further subcommands (e.g. `tune`) plug in through NWaveCLI.subcommands + an NWaveTrainer method
+    assert {"fit", "validate", "test", "predict"} <= set(NWaveCLI.subcommands())
 
 
 def test_module_entry_point_and_console_script():
