@@ -1,0 +1,183 @@
+"""Turn one trial's namespaced config into the objects it trains (steps 1-6 of the seed).
+
+Shared by ``HPOWrapper`` trials, ``nwave tune`` trials and their pre-flight checks:
+the ``optim.*`` / ``sched.*`` specs, the Lightning ``Trainer`` keywords from
+``trainer.*``, the NWAVE callbacks from ``nwave.*`` / ``early_stop.*`` and the
+warnings for bound values that no builder consumes.
+
+Example:
+    >>> optimizer_spec({"name": "adamax", "lr": 3e-3})
+    {'name': 'adamax', 'lr': 0.003}
+    >>> lr_scheduler_spec({"cfg": {"name": "step", "step_size": 5, "gamma": 0.5}})
+    {'name': 'step', 'step_size': 5, 'gamma': 0.5}
+    >>> trainer_kwargs({"epochs": 3, "device": "cpu", "gradient_clip_val": 1.0})[0]
+    {'max_epochs': 3, 'accelerator': 'cpu', 'devices': 1, 'gradient_clip_val': 1.0}
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+
+from .space import domain_values
+
+__all__ = [
+    "HPO_TRAINER_KEYS",
+    "SUPPORTED_LR_SCHEDULERS",
+    "SUPPORTED_OPTIMIZERS",
+    "check_named_choices",
+    "lr_scheduler_spec",
+    "nwave_callbacks",
+    "optimizer_spec",
+    "trainer_kwargs",
+    "unused_bindings",
+]
+
+SUPPORTED_OPTIMIZERS = ("adam", "adamax")
+SUPPORTED_LR_SCHEDULERS = ("none", "plateau", "step", "cosine", "multistep")
+NWAVE_SCHEDULERS = ("surrogate", "sign_annealing")
+#: ``trainer.*`` keys read by the HPO engine itself rather than passed to Lightning.
+HPO_TRAINER_KEYS = ("epochs", "device", "seed", "num_workers", "checkpoint_every_epoch", "save_trainer_state")
+_DEVICES = {"cpu": "cpu", "cuda": "gpu", "gpu": "gpu", "auto": "auto", "mps": "mps"}
+_LIGHTNING_TRAINER_ARGS = frozenset(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
+# Set by the engine for every trial (logging, checkpoints, callbacks are its job).
+_RESERVED_TRAINER_ARGS = {"logger", "callbacks", "enable_checkpointing", "default_root_dir", "strategy", "plugins"}
+
+
+def optimizer_spec(optim_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``optim.*`` -> the ``{"name": ..., **kwargs}`` spec ``SNNModule`` builds (default ``adam``)."""
+    spec = dict(optim_cfg)
+    spec["name"] = str(spec.get("name", "adam")).lower()
+    return spec
+
+
+def lr_scheduler_spec(sched_cfg: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``sched.*`` -> a seed LR-scheduler dict or None.
+
+    ``sched.cfg`` may hold the whole dict (the seed's ``bind_scheduler_param("cfg", ...)``)
+    or just a name; other ``sched.*`` keys are merged over it.
+    """
+    cfg = dict(sched_cfg)
+    base = cfg.pop("cfg", None)
+    if isinstance(base, str):
+        base = {"name": base}
+    spec = {**dict(base or {}), **cfg}
+    if not spec:
+        return None
+    if "name" not in spec:
+        raise ValueError(
+            f"sched config {spec!r} has no 'name'; bind e.g. bind_scheduler_param('cfg', {{'name': 'step', "
+            f"'step_size': 10, 'gamma': 0.5}}); supported names: {list(SUPPORTED_LR_SCHEDULERS)}"
+        )
+    spec["name"] = str(spec["name"]).lower()
+    return None if spec["name"] == "none" else spec
+
+
+def check_named_choices(space: Mapping[str, Any], *, custom_optimizer: bool, custom_scheduler: bool) -> None:
+    """Reject unsupported optimizer / LR scheduler names before any trial starts.
+
+    Every value a ``choice`` / ``grid`` can take is checked; continuous domains are not names.
+    """
+    if not custom_optimizer and "optim.name" in space:
+        for name in domain_values(space["optim.name"]) or []:
+            if str(name).lower() not in SUPPORTED_OPTIMIZERS:
+                raise ValueError(
+                    f"unsupported optimizer optim.name={name!r}; the default builder supports "
+                    f"{list(SUPPORTED_OPTIMIZERS)}. For others pass HPOWrapper(optimizer_builder=...)."
+                )
+    if custom_scheduler:
+        return
+    for key in ("sched.cfg", "sched.name"):
+        if key not in space:
+            continue
+        for value in domain_values(space[key]) or []:
+            name = value.get("name") if isinstance(value, Mapping) else value
+            if name is None and key == "sched.cfg":
+                raise ValueError(f"sched.cfg={value!r} has no 'name'; supported: {list(SUPPORTED_LR_SCHEDULERS)}")
+            if str(name).lower() not in SUPPORTED_LR_SCHEDULERS:
+                raise ValueError(
+                    f"unsupported LR scheduler {key}={value!r}; the default builder supports "
+                    f"{list(SUPPORTED_LR_SCHEDULERS)}. For others pass HPOWrapper(scheduler_builder=...)."
+                )
+
+
+def trainer_kwargs(trainer_cfg: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``trainer.*`` -> (Lightning ``Trainer`` keywords, keys Lightning does not take).
+
+    ``epochs`` is ``max_epochs``; ``device`` (``cpu``/``cuda``/``gpu``/``auto``) is the
+    accelerator on one device; engine keys (:data:`HPO_TRAINER_KEYS`) are left out.
+    """
+    kwargs: dict[str, Any] = {}
+    unknown = []
+    if "epochs" in trainer_cfg:
+        kwargs["max_epochs"] = int(trainer_cfg["epochs"])
+    if "device" in trainer_cfg:
+        device = str(trainer_cfg["device"]).lower()
+        if device not in _DEVICES:
+            raise ValueError(f"trainer.device={trainer_cfg['device']!r} is not one of {sorted(_DEVICES)}")
+        kwargs["accelerator"] = _DEVICES[device]
+        kwargs["devices"] = 1
+    for key, value in trainer_cfg.items():
+        if key in HPO_TRAINER_KEYS:
+            continue
+        if key in _LIGHTNING_TRAINER_ARGS and key not in _RESERVED_TRAINER_ARGS:
+            kwargs[key] = value
+        else:
+            unknown.append(key)
+    return kwargs, unknown
+
+
+def nwave_callbacks(cfg, metric: str, mode: str, best_dir: str) -> dict[str, Any]:
+    """The trial's NWAVE callbacks from ``nwave.*`` / ``early_stop.*`` (absent ones are None).
+
+    Returns:
+        ``{"surrogate": SurrogateScheduler|None, "sign_annealing": SignAnnealing|None,
+        "early_stop": NWaveEarlyStopping|None, "best_checkpoint": BestModelCheckpoint}``.
+    """
+    from ..callbacks import BestModelCheckpoint, NWaveEarlyStopping, SignAnnealing, SurrogateScheduler
+
+    surrogate = cfg.nwave.get("surrogate")
+    sign = cfg.nwave.get("sign_annealing")
+    return {
+        "surrogate": SurrogateScheduler.from_config(dict(surrogate)) if surrogate else None,
+        "sign_annealing": SignAnnealing.from_config(dict(sign)) if sign else None,
+        "early_stop": NWaveEarlyStopping.from_config(dict(cfg.early_stop)) if cfg.early_stop else None,
+        "best_checkpoint": BestModelCheckpoint(metric=metric, mode=mode, dirpath=best_dir),
+    }
+
+
+def unused_bindings(
+    keys,
+    *,
+    loss_builders: Mapping[str, Callable],
+    metric_builders: Mapping[str, Callable],
+    default_train_fn: bool,
+) -> list[str]:
+    """Human-readable notes on bound keys that no builder consumes (the seed's troubleshooting).
+
+    >>> unused_bindings(["loss.main.w", "metric.f1.beta", "nwave.surrogat.policy", "trainer.epochs"],
+    ...                 loss_builders={"main": None}, metric_builders={"acc": None}, default_train_fn=True)
+    ["metric.f1.beta: no metric builder named 'f1' (registered: ['acc'])", "nwave.surrogat.policy: no NWAVE scheduler 'surrogat' (known: ['surrogate', 'sign_annealing'])"]
+    """
+    notes = []
+    for key in keys:
+        namespace, _, rest = key.partition(".")
+        component = rest.split(".", 1)[0]
+        if namespace == "loss" and component not in loss_builders:
+            notes.append(f"{key}: no loss builder named {component!r} (registered: {sorted(loss_builders)})")
+        elif namespace == "metric" and component not in metric_builders:
+            notes.append(f"{key}: no metric builder named {component!r} (registered: {sorted(metric_builders)})")
+        elif namespace == "nwave" and component not in NWAVE_SCHEDULERS:
+            notes.append(f"{key}: no NWAVE scheduler {component!r} (known: {list(NWAVE_SCHEDULERS)})")
+        elif namespace == "trainer" and rest in _RESERVED_TRAINER_ARGS:
+            notes.append(f"{key}: ignored, the HPO engine sets the Trainer's {rest!r} itself")
+        elif namespace == "trainer" and rest not in HPO_TRAINER_KEYS and rest not in _LIGHTNING_TRAINER_ARGS:
+            notes.append(f"{key}: not a Lightning Trainer argument nor one of {list(HPO_TRAINER_KEYS)}")
+    if default_train_fn:
+        for name in loss_builders:
+            if name != "main":
+                notes.append(f"loss builder {name!r}: built but unused (the default train_one_trial uses only 'main')")
+    return notes

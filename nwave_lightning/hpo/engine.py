@@ -1,0 +1,240 @@
+"""The experiment engine behind both front doors (``HPOWrapper`` and ``nwave tune``).
+
+:func:`run_experiment` connects to Ray (a running cluster with ``address``),
+applies the memory guard, builds the trial scheduler and search algorithm,
+assembles ``Tuner`` / ``TuneConfig`` / ``RunConfig`` (failures retried
+``max_failures`` times, the latest checkpoint of each trial kept), resumes an
+interrupted experiment with ``Tuner.restore`` and logs every failed trial with its
+error. Ray's own TensorBoard logger is left out: each trial writes its Lightning
+TensorBoard events in ``<storage>/<experiment>/trial_<id>/tensorboard``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+from ray import tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+from ray.tune.schedulers import TrialScheduler
+
+from .memory_guard import MemoryGuard, Recommendation, resolve_concurrency
+from .schedulers import build_search_alg, build_tune_scheduler
+from .trial import trial_dirname
+
+__all__ = ["ExperimentSettings", "connect_ray", "experiment_path", "run_experiment", "summarize_failures"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExperimentSettings:
+    """Experiment-level settings (the ``set_*`` calls of ``HPOWrapper``, the ``tune:`` YAML block)."""
+
+    metric: str
+    mode: str
+    experiment_name: str
+    storage_path: str | None = None
+    num_samples: int = 1
+    max_concurrent_trials: int | None = None
+    resources: dict = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})
+    num_workers: int = 1
+    tune_scheduler: Any = None
+    search_alg: Any = None
+    memory_guard: MemoryGuard = field(default_factory=MemoryGuard)
+    max_failures: int = 0
+    address: str | None = None
+    verbose: int = 1
+    time_budget_s: float | None = None
+    reuse_actors: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"mode={self.mode!r} must be 'min' or 'max'")
+        if not isinstance(self.metric, str) or not self.metric:
+            raise ValueError(f"metric={self.metric!r} must name a reported key, e.g. 'val_loss' or 'val_acc'")
+        if not self.experiment_name or os.sep in str(self.experiment_name):
+            raise ValueError(f"experiment_name={self.experiment_name!r} must be a non-empty folder name")
+
+    @property
+    def storage(self) -> str:
+        """Absolute storage folder (``./ray_results`` by default, as in the seed's TensorBoard hint)."""
+        path = self.storage_path or os.path.join(os.getcwd(), "ray_results")
+        return path if "://" in path else os.path.abspath(os.path.expanduser(path))
+
+
+def experiment_path(settings: ExperimentSettings) -> str:
+    """Folder of the experiment: ``<storage>/<experiment_name>``."""
+    return os.path.join(settings.storage, settings.experiment_name)
+
+
+def connect_ray(address: str | None = None) -> None:
+    """Use the running Ray session, join the cluster at ``address``, or start a local one."""
+    if ray.is_initialized():
+        if address and address != "auto":
+            current = ray.get_runtime_context().gcs_address
+            if current != address:
+                raise ValueError(
+                    f"address={address!r}: this process is already connected to Ray at {current!r}; "
+                    "call ray.shutdown() first or drop address="
+                )
+        return
+    ray.init(address=address, include_dashboard=False, log_to_driver=True)
+
+
+def _trial_resources(settings: ExperimentSettings) -> dict[str, float]:
+    cpu = float(settings.resources.get("cpu", 1) or 0)
+    gpu = float(settings.resources.get("gpu", 0) or 0)
+    if settings.num_workers > 1:
+        from .distributed import DRIVER_RESOURCES
+
+        # The trial only drives a Ray Train run; its workers request the resources.
+        return dict(DRIVER_RESOURCES)
+    return {"cpu": cpu, "gpu": gpu}
+
+
+def _check_cluster_has(settings: ExperimentSettings, cluster: Mapping[str, float]) -> None:
+    per_worker = settings.resources
+    for name, key in (("cpu", "CPU"), ("gpu", "GPU")):
+        need = float(per_worker.get(name, 0) or 0) * max(1, settings.num_workers)
+        if need > float(cluster.get(key, 0)) + 1e-9:
+            raise ValueError(
+                f"set_resources({name}={per_worker.get(name)}) x {max(1, settings.num_workers)} worker(s) needs "
+                f"{need:g} {key} per trial but the Ray cluster has {cluster.get(key, 0):g}; trials would wait "
+                f"forever. Lower set_resources({name}=...) (e.g. gpu=0 on a CPU machine) or add nodes."
+            )
+
+
+_RAY_ENV = {
+    # Ray adds CSV, JSON and TensorBoard loggers unless this is set; we pass CSV/JSON ourselves
+    # so that the experiment's TensorBoard events are the trials' own (seed keys, one copy).
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    # Keeping one checkpoint per trial forces an experiment-state snapshot at each report; on
+    # local storage that costs milliseconds, so Ray's "may become a bottleneck" warning is noise.
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+}
+
+
+@contextlib.contextmanager
+def _ray_env():
+    previous = {key: os.environ.get(key) for key in _RAY_ENV}
+    os.environ.update(_RAY_ENV)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _owns_metric(obj: Any) -> bool:
+    return getattr(obj, "_metric", None) is not None or getattr(obj, "metric", None) is not None
+
+
+def summarize_failures(results) -> list[str]:
+    """One line per failed trial (path and error), logged and returned."""
+    lines = []
+    for result in results:
+        if result.error is not None:
+            error = str(result.error).strip().splitlines()
+            lines.append(f"trial {os.path.basename(result.path)} failed: {error[-1] if error else result.error!r}")
+    for line in lines:
+        log.warning("%s (details: ResultGrid.errors / the trial's error.txt)", line)
+    return lines
+
+
+def run_experiment(
+    trainable: Callable,
+    param_space: Mapping[str, Any],
+    settings: ExperimentSettings,
+    *,
+    dataset_path: str | None = None,
+    data_cfg: Mapping[str, Any] | None = None,
+    max_t: float | None = None,
+    resume: bool | str = False,
+    callbacks: list | None = None,
+) -> tuple[Any, Recommendation | None]:
+    """Run (or resume) one experiment and return ``(ResultGrid, memory-guard recommendation)``.
+
+    Args:
+        trainable: Function trainable ``fn(config)`` (parameters already bound).
+        param_space: Flat dotted config with Ray Tune domains.
+        settings: Experiment settings.
+        dataset_path / data_cfg: Hints for the memory guard.
+        max_t: Longest trial in epochs (ASHA / HyperBand stop trials there).
+        resume: True resumes ``<storage>/<experiment_name>`` (error if it cannot),
+            ``"auto"`` resumes when possible, False starts a new experiment.
+        callbacks: Extra Ray Tune callbacks.
+    """
+    if resume not in (True, False, "auto"):
+        raise ValueError(f"resume={resume!r} must be True, False or 'auto'")
+    connect_ray(settings.address)
+    cluster = ray.cluster_resources()
+    _check_cluster_has(settings, cluster)
+    resources = _trial_resources(settings)
+    guard_resources = dict(settings.resources)
+    if settings.num_workers > 1:
+        guard_resources = {k: float(v or 0) * settings.num_workers for k, v in settings.resources.items()}
+    concurrency, recommendation = resolve_concurrency(
+        settings.memory_guard,
+        settings.max_concurrent_trials,
+        dataset_path=dataset_path,
+        data_cfg=data_cfg,
+        num_samples=settings.num_samples,
+        resources=guard_resources,
+        cluster=cluster,
+    )
+    scheduler = settings.tune_scheduler
+    if not isinstance(scheduler, TrialScheduler):
+        scheduler = build_tune_scheduler(scheduler, max_t=max_t)
+    search_alg = settings.search_alg
+    if search_alg is None or isinstance(search_alg, (str, Mapping)):
+        search_alg = build_search_alg(search_alg, param_space=param_space)
+    own = _owns_metric(scheduler) or (search_alg is not None and _owns_metric(search_alg))
+    tune_config = tune.TuneConfig(
+        metric=None if own else settings.metric,
+        mode=None if own else settings.mode,
+        num_samples=settings.num_samples,
+        max_concurrent_trials=concurrency,
+        scheduler=scheduler,
+        search_alg=search_alg,
+        time_budget_s=settings.time_budget_s,
+        trial_dirname_creator=trial_dirname,
+        # A fresh trial process imports torch + Lightning again (seconds); reuse them.
+        reuse_actors=settings.reuse_actors,
+    )
+    remote = "://" in settings.storage
+    run_config = tune.RunConfig(
+        name=settings.experiment_name,
+        storage_path=settings.storage,
+        failure_config=tune.FailureConfig(max_failures=int(settings.max_failures)),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        sync_config=tune.SyncConfig(sync_artifacts=remote),
+        callbacks=[CSVLoggerCallback(), JsonLoggerCallback(), *(callbacks or [])],
+        verbose=settings.verbose,
+    )
+    trainable = tune.with_resources(trainable, resources)
+    path = experiment_path(settings)
+    if not remote:
+        os.makedirs(path, exist_ok=True)
+    restorable = tune.Tuner.can_restore(path)
+    if resume is True and not restorable:
+        raise ValueError(f"resume=True but {path!r} holds no experiment to restore; run with resume=False first")
+    with _ray_env():
+        if resume and restorable:
+            log.info("Resuming experiment %s (finished trials are kept)", path)
+            tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True, param_space=dict(param_space))
+        else:
+            if restorable:
+                log.warning("%s already holds an experiment; starting a new one beside it (resume=True continues it)", path)
+            tuner = tune.Tuner(trainable, param_space=dict(param_space), tune_config=tune_config, run_config=run_config)
+        results = tuner.fit()
+    summarize_failures(results)
+    return results, recommendation

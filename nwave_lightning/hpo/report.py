@@ -1,0 +1,284 @@
+"""Turn a finished experiment folder into a table and figures (from TensorBoard, via tbparse).
+
+For ``<storage>/<experiment>`` it reads every trial's TensorBoard scalars
+(``trial_<id>/tensorboard``) with tbparse and its config (Ray's ``params.json``),
+then writes, each file atomically:
+
+* ``report.csv`` / ``report.md``: one row per trial, best first: best value of the
+  selected metric and its epoch, last value, epochs run, status, and the config
+  (``report.md`` keeps the tuned keys: those whose value differs between trials);
+* ``metric_vs_params.png``: the selected metric against each tuned hyper-parameter;
+* ``parallel_coordinates.png``: one line per trial across the tuned
+  hyper-parameters, coloured by the selected metric.
+
+Command line::
+
+    python -m nwave_lightning.hpo.report ray_results/h1v2_snn_hpo --metric val_recall --mode max
+
+Example:
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"trial": ["a", "b"], "best_value": [0.5, 0.9], "model.hidden": [32, 64]})
+    >>> tuned_columns(table)
+    ['model.hidden']
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+
+import pandas as pd
+
+__all__ = [
+    "experiment_table",
+    "markdown_table",
+    "load_scalars",
+    "plot_metric_vs_params",
+    "plot_parallel_coordinates",
+    "tuned_columns",
+    "write_report",
+]
+
+_SUMMARY = ("trial", "status", "best_value", "best_epoch", "last_value", "epochs")
+
+
+def _atomic(path: str, write) -> str:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=os.path.splitext(path)[1])
+    os.close(handle)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _trial_dirs(experiment_dir: str) -> list[str]:
+    if not os.path.isdir(experiment_dir):
+        raise ValueError(f"experiment_dir={experiment_dir!r} is not a folder; pass <storage_path>/<experiment_name>")
+    names = sorted(n for n in os.listdir(experiment_dir) if os.path.isfile(os.path.join(experiment_dir, n, "params.json")))
+    if not names:
+        raise ValueError(f"experiment_dir={experiment_dir!r} holds no trial folders (no */params.json); has it run?")
+    return names
+
+
+def load_scalars(experiment_dir: str) -> pd.DataFrame:
+    """All TensorBoard scalars of the experiment: columns ``trial``, ``tag``, ``step``, ``value``."""
+    from tbparse import SummaryReader
+
+    frames = []
+    for name in _trial_dirs(experiment_dir):
+        logdir = os.path.join(experiment_dir, name, "tensorboard")
+        if not os.path.isdir(logdir):
+            continue
+        scalars = SummaryReader(logdir).scalars
+        if len(scalars):
+            frames.append(scalars.assign(trial=name)[["trial", "tag", "step", "value"]])
+    if not frames:
+        return pd.DataFrame(columns=["trial", "tag", "step", "value"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _configs(experiment_dir: str) -> pd.DataFrame:
+    rows = []
+    for name in _trial_dirs(experiment_dir):
+        with open(os.path.join(experiment_dir, name, "params.json"), encoding="utf-8") as handle:
+            config = json.load(handle)
+        status = "error" if os.path.exists(os.path.join(experiment_dir, name, "error.txt")) else "ok"
+        rows.append({"trial": name, "status": status, **{k: _cell(v) for k, v in config.items()}})
+    return pd.DataFrame(rows)
+
+
+def _cell(value):
+    return value if isinstance(value, (int, float, str, bool)) or value is None else json.dumps(value)
+
+
+def tuned_columns(table: pd.DataFrame) -> list[str]:
+    """Config columns whose value differs between trials (what the search varied)."""
+    return [c for c in table.columns if c not in _SUMMARY and table[c].astype(str).nunique(dropna=False) > 1]
+
+
+def experiment_table(experiment_dir: str, metric: str, mode: str = "max", top_k: int | None = None) -> pd.DataFrame:
+    """One row per trial, best first (see the module docstring for the columns)."""
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode={mode!r} must be 'min' or 'max'")
+    configs = _configs(experiment_dir)
+    scalars = load_scalars(experiment_dir)
+    series = scalars[scalars["tag"] == metric].sort_values(["trial", "step"])
+    if series.empty and len(scalars):
+        raise ValueError(f"metric={metric!r} is not among the logged tags; logged: {sorted(scalars['tag'].unique())}")
+    rows = []
+    for trial, group in series.groupby("trial"):
+        values = group["value"].to_numpy()
+        finite = [i for i, v in enumerate(values) if math.isfinite(v)]
+        best = (max if mode == "max" else min)(finite, key=lambda i: values[i]) if finite else None
+        rows.append({
+            "trial": trial,
+            "best_value": values[best] if best is not None else float("nan"),
+            "best_epoch": int(group["step"].iloc[best]) if best is not None else None,
+            "last_value": values[-1],
+            "epochs": int(group["step"].max()),
+        })
+    summary = pd.DataFrame(rows, columns=["trial", "best_value", "best_epoch", "last_value", "epochs"])
+    table = configs.merge(summary, on="trial", how="left")
+    table = table.sort_values("best_value", ascending=(mode == "min"), na_position="last").reset_index(drop=True)
+    front = [c for c in _SUMMARY if c in table.columns]
+    table = table[front + [c for c in table.columns if c not in front]]
+    return table.head(top_k) if top_k else table
+
+
+def _numeric(column: pd.Series) -> tuple[pd.Series, list[str] | None]:
+    """Numeric view of a column; categorical ones become codes (with their labels)."""
+    values = pd.to_numeric(column, errors="coerce")
+    if values.notna().all():
+        return values.astype(float), None
+    labels = sorted(column.astype(str).unique())
+    return column.astype(str).map({label: i for i, label in enumerate(labels)}).astype(float), labels
+
+
+def plot_metric_vs_params(table: pd.DataFrame, metric: str, path: str, params: Sequence[str] | None = None) -> str:
+    """Scatter of each trial's best ``metric`` against each tuned hyper-parameter."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    params = list(params) if params is not None else tuned_columns(table)
+    count = max(1, len(params))
+    cols = min(3, count)
+    rows = math.ceil(count / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, param in zip(axes.flat, params):
+        x, labels = _numeric(table[param])
+        ax.scatter(x, table["best_value"], s=28, alpha=0.8)
+        if labels is not None:
+            ax.set_xticks(range(len(labels)), [label[:14] for label in labels], rotation=30, ha="right", fontsize=7)
+        elif (x > 0).all() and x.max() / x.min() > 30:
+            ax.set_xscale("log")
+        ax.set_xlabel(param, fontsize=8)
+        ax.set_ylabel(f"best {metric}", fontsize=8)
+    for ax in list(axes.flat)[len(params):]:
+        ax.axis("off")
+    if not params:
+        axes.flat[0].text(0.5, 0.5, "no tuned hyper-parameters", ha="center", va="center")
+    fig.suptitle(f"{metric} vs tuned hyper-parameters ({len(table)} trials)")
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (3.2 * rows)))
+    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return path
+
+
+def plot_parallel_coordinates(table: pd.DataFrame, metric: str, path: str, params: Sequence[str] | None = None) -> str:
+    """Parallel coordinates: hyper-parameters (scaled to [0, 1]) and the metric, coloured by the metric."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    params = list(params) if params is not None else tuned_columns(table)
+    axes_names = [*params, "best_value"]
+    scaled, tick_labels = {}, {}
+    for name in axes_names:
+        x, labels = _numeric(table[name])
+        span = x.max() - x.min()
+        scaled[name] = (x - x.min()) / span if span > 0 else x * 0 + 0.5
+        tick_labels[name] = labels or [f"{x.min():.3g}", f"{x.max():.3g}"]
+    score = table["best_value"].astype(float)
+    finite = score[score.notna()]
+    norm = matplotlib.colors.Normalize(finite.min() if len(finite) else 0, finite.max() if len(finite) else 1)
+    cmap = matplotlib.colormaps["viridis"]
+    fig, ax = plt.subplots(figsize=(min(24, max(6, 1.2 * len(axes_names))), 4.5))
+    positions = range(len(axes_names))
+    for i in range(len(table)):
+        ys = [scaled[name].iloc[i] for name in axes_names]
+        value = score.iloc[i]
+        ax.plot(positions, ys, color=cmap(norm(value)) if math.isfinite(value) else "0.7", alpha=0.8)
+    for pos, name in zip(positions, axes_names):
+        ax.axvline(pos, color="0.3", linewidth=0.8)
+        labels = tick_labels[name]
+        ax.text(pos, -0.08, str(labels[0])[:12], ha="center", va="top", fontsize=7)
+        ax.text(pos, 1.04, str(labels[-1])[:12], ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(list(positions), [n if n != "best_value" else f"best {metric}" for n in axes_names], rotation=20, ha="right", fontsize=8)
+    ax.set_yticks([])
+    ax.set_ylim(-0.15, 1.15)
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=metric)
+    ax.set_title(f"Parallel coordinates ({len(table)} trials)")
+    fig.tight_layout()
+    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return path
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def markdown_table(table: pd.DataFrame, digits: int = 4) -> str:
+    """A GitHub-style Markdown table (no extra dependency).
+
+    >>> print(markdown_table(pd.DataFrame({"trial": ["a"], "best_value": [0.123456]})), end="")
+    | trial | best_value |
+    | --- | --- |
+    | a | 0.1235 |
+    """
+
+    def fmt(value) -> str:
+        if isinstance(value, float):
+            return "" if math.isnan(value) else f"{value:.{digits}g}"
+        return str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "| " + " | ".join("---" for _ in table.columns) + " |"]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    experiment_dir: str, metric: str, mode: str = "max", out_dir: str | None = None, top_k: int | None = None
+) -> dict[str, str]:
+    """Write ``report.csv``, ``report.md`` and the two figures; returns their paths by name."""
+    out_dir = out_dir or os.path.join(experiment_dir, "report")
+    table = experiment_table(experiment_dir, metric, mode)
+    # The Markdown view keeps what differs between trials; report.csv has every config key.
+    shown = table[[c for c in _SUMMARY if c in table.columns] + tuned_columns(table)]
+    shown = shown.head(top_k) if top_k else shown
+    paths = {
+        "csv": _atomic(os.path.join(out_dir, "report.csv"), lambda tmp: table.to_csv(tmp, index=False)),
+        "markdown": _atomic(
+            os.path.join(out_dir, "report.md"),
+            lambda tmp: _write_text(
+                tmp, f"# {os.path.basename(os.path.normpath(experiment_dir))}: {metric} ({mode})\n\n{markdown_table(shown)}"
+            ),
+        ),
+        "metric_vs_params": plot_metric_vs_params(table, metric, os.path.join(out_dir, "metric_vs_params.png")),
+        "parallel_coordinates": plot_parallel_coordinates(table, metric, os.path.join(out_dir, "parallel_coordinates.png")),
+    }
+    return paths
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, str]:
+    """``python -m nwave_lightning.hpo.report EXPERIMENT_DIR --metric ... --mode ...``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("experiment_dir", help="<storage_path>/<experiment_name>")
+    parser.add_argument("--metric", required=True, help="selected metric (a logged TensorBoard tag)")
+    parser.add_argument("--mode", default="max", choices=["min", "max"])
+    parser.add_argument("--out", default=None, help="output folder (default <experiment_dir>/report)")
+    parser.add_argument("--top", type=int, default=None, help="rows in report.md (all in report.csv)")
+    args = parser.parse_args(argv)
+    paths = write_report(args.experiment_dir, args.metric, args.mode, args.out, args.top)
+    table = pd.read_csv(paths["csv"])
+    print(table.head(args.top or 10).to_string(index=False))
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return paths
+
+
+if __name__ == "__main__":
+    main()

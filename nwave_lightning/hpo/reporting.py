@@ -1,0 +1,167 @@
+"""Per-epoch reports from a Lightning trial to Ray Tune, with the best model attached.
+
+:class:`TuneEpochReport` is Ray Tune's own Lightning callback
+(``ray.tune.integration.pytorch_lightning.TuneReportCheckpointCallback``) with two
+changes the seed asks for:
+
+* it reports every scalar the epoch logged (the seed's keys: ``epoch``,
+  ``train_loss``, ``val_loss``, ``lr``, ``best_selected_metric``, ``val_<metric>``,
+  ``train/...``, ``val/...``, scheduler and early-stop keys) and fails the trial
+  with the list of reported keys when the selected ``metric`` is not among them;
+* the checkpoint it attaches holds ``best_model.pt`` (the best epoch so far, written
+  by ``BestModelCheckpoint``: ``epoch``, ``best_selected_metric``, ``state_dict``)
+  and, for exact resume/pause, the trainer state ``trial_state.ckpt``.
+
+It subclasses Lightning's ``Checkpoint`` so Lightning runs it after the
+LightningModule's own ``on_train_epoch_end`` (where ``epoch`` and the metrics are
+logged) and after the other callbacks.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+import ray.tune
+from lightning.pytorch.callbacks import Checkpoint as _LightningCheckpoint
+from ray.tune.integration.pytorch_lightning import TuneReportCheckpointCallback
+
+__all__ = [
+    "BEST_MODEL_FILE",
+    "TRIAL_STATE_FILE",
+    "MetricNotReportedError",
+    "TuneEpochReport",
+    "check_metric_reported",
+    "scalar_metrics",
+]
+
+BEST_MODEL_FILE = "best_model.pt"
+TRIAL_STATE_FILE = "trial_state.ckpt"
+# Keys Ray fills in itself; a metric under one of these names would be overwritten.
+_RAY_RESERVED = {"done", "training_iteration", "time_total_s", "time_this_iter_s", "config", "trial_id", "timestamp"}
+
+
+class MetricNotReportedError(ValueError):
+    """The selected metric is not among the keys a trial reports."""
+
+
+def check_metric_reported(metric: str, reported: Mapping[str, Any]) -> None:
+    """Raise :class:`MetricNotReportedError` listing ``reported``'s keys when ``metric`` is missing.
+
+    >>> check_metric_reported("val_acc", {"val_acc": 0.5})
+    >>> check_metric_reported("val_recal", {"val_recall": 0.5, "val_loss": 1.0})
+    Traceback (most recent call last):
+    ...
+    nwave_lightning.hpo.reporting.MetricNotReportedError: selected metric 'val_recal' not reported; ...
+    """
+    if metric in reported:
+        return
+    keys = sorted(k for k in reported if k not in _RAY_RESERVED)
+    close = [k for k in keys if k.endswith(metric.split("_", 1)[-1][:4])][:5]
+    raise MetricNotReportedError(
+        f"selected metric {metric!r} not reported; HPOWrapper(metric=...) must match one reported key exactly "
+        f"(e.g. val_loss, val_<name> for each metric builder). Reported keys: {keys}"
+        + (f". Did you mean one of {close}?" if close else "")
+    )
+
+
+def scalar_metrics(values: Mapping[str, Any]) -> dict[str, float]:
+    """Finite-or-not scalars of ``values`` as Python floats (tensors with one element too)."""
+    out: dict[str, float] = {}
+    for key, value in values.items():
+        if key in _RAY_RESERVED:
+            continue
+        if hasattr(value, "numel"):
+            if value.numel() != 1:
+                continue
+            value = value.detach().cpu().item()
+        if isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, (int, float)):
+            out[str(key)] = float(value)
+    return out
+
+
+class TuneEpochReport(TuneReportCheckpointCallback, _LightningCheckpoint):
+    """Report each epoch's metrics to Ray Tune with the best model so far.
+
+    Args:
+        metric: The selected metric; its absence fails the trial with the reported keys.
+        best_model_path: Where ``BestModelCheckpoint`` writes ``best_model.pt``.
+        save_trainer_state: Also store the full trainer state for resume (``trial_state.ckpt``).
+        checkpoint_every_epoch: Attach a checkpoint to every report (needed for exact
+            resume and for schedulers that pause trials); False attaches one only on
+            epochs where ``best_model.pt`` changed.
+        report_fn: What sends ``(metrics, checkpoint)``; defaults to ``ray.tune.report``
+            (``ray.train.report`` on Ray Train workers).
+    """
+
+    def __init__(
+        self,
+        metric: str,
+        best_model_path: str,
+        *,
+        save_trainer_state: bool = True,
+        checkpoint_every_epoch: bool = True,
+        report_fn=None,
+    ) -> None:
+        super().__init__(metrics=None, filename=TRIAL_STATE_FILE, save_checkpoints=True, on="train_epoch_end")
+        self.metric = metric
+        self.best_model_path = best_model_path
+        self.save_trainer_state = save_trainer_state
+        self.checkpoint_every_epoch = checkpoint_every_epoch
+        self.report_fn = report_fn or ray.tune.report
+        self._best_stamp: tuple | None = None
+        self.last_report: dict[str, float] = {}
+
+    def _get_report_dict(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float] | None:
+        if trainer.sanity_checking:
+            return None
+        report = scalar_metrics(trainer.callback_metrics)
+        report.setdefault("epoch", float(trainer.current_epoch + 1))
+        check_metric_reported(self.metric, report)
+        return report
+
+    def _best_changed(self) -> bool:
+        try:
+            stat = os.stat(self.best_model_path)
+        except FileNotFoundError:
+            return False
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        changed, self._best_stamp = stamp != self._best_stamp, stamp
+        return changed
+
+    def _write_checkpoint(self, trainer: pl.Trainer, directory: str) -> None:
+        if os.path.exists(self.best_model_path):
+            shutil.copy2(self.best_model_path, os.path.join(directory, BEST_MODEL_FILE))
+        if self.save_trainer_state:
+            trainer.save_checkpoint(os.path.join(directory, TRIAL_STATE_FILE))
+
+    def _handle(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        report = self._get_report_dict(trainer, pl_module)
+        if not report:
+            return
+        self.last_report = report
+        attach = self._best_changed() or self.checkpoint_every_epoch
+        if not attach:
+            self.report_fn(report)
+            return
+        with tempfile.TemporaryDirectory(prefix="nwave_tune_ckpt_") as directory:
+            if trainer.is_global_zero:
+                self._write_checkpoint(trainer, directory)
+            elif self.save_trainer_state:
+                trainer.save_checkpoint(os.path.join(directory, TRIAL_STATE_FILE))  # collective under DDP
+            has_files = trainer.is_global_zero and any(os.scandir(directory))
+            checkpoint = ray.tune.Checkpoint.from_directory(directory) if has_files else None
+            self.report_fn(report, checkpoint=checkpoint)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # Nothing to restore: the best-model file comes back with the checkpoint itself.
+        self._best_stamp = None

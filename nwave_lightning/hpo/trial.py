@@ -1,0 +1,387 @@
+"""One trial: the seed's flow from a sampled config to per-epoch reports.
+
+1. split the flat config by namespace (``model.*``, ``loss.<name>.*``, ...);
+2. build the model (``model_builder(model_cfg)``) and the data
+   (``dataset_builder(dataset_path, data_cfg)`` -> ``(train_loader, val_loader)``,
+   a dict with ``train``/``val`` or a LightningDataModule);
+3. validate the model output contract on one batch;
+4. build losses and metrics from their per-trial configs;
+5. build the optimizer and LR scheduler (default names or custom builders);
+6. build the NWAVE callbacks (surrogate, sign annealing, early stop, best model);
+7. run ``train_fn(ctx)`` (:func:`train_one_trial` by default: Lightning +
+   :class:`~nwave_lightning.hpo.reporting.TuneEpochReport`);
+8. every epoch reports the seed's keys to Tune with ``best_model.pt`` attached.
+
+A custom ``train_fn(ctx)`` receives a :class:`TrialContext` (model, loaders,
+losses, metrics, optimizer, scheduler, callbacks, config) and must call
+``ctx.report(metrics, checkpoint_dir=...)`` once per epoch; put ``best_model.pt``
+(``{"epoch", "best_selected_metric", "state_dict"}``) in ``checkpoint_dir`` for the
+seed's restore snippet to work.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning.pytorch as pl
+import ray.tune
+import torch
+
+from .builders import lr_scheduler_spec, nwave_callbacks, optimizer_spec, trainer_kwargs
+from .reporting import BEST_MODEL_FILE, TRIAL_STATE_FILE, TuneEpochReport, check_metric_reported
+from .space import SplitConfig, split_config
+
+__all__ = ["TrialContext", "TrialSpec", "fit_lightning", "run_trial", "train_one_trial", "trial_dirname"]
+
+#: Folder (inside the trial folder) holding the trial's TensorBoard events.
+TENSORBOARD_DIR = "tensorboard"
+
+
+def trial_dirname(trial) -> str:
+    """Trial folder name; trials find their own folder from their id (see ``TrialContext.trial_dir``)."""
+    return f"trial_{trial.trial_id}"
+
+
+@dataclass
+class TrialSpec:
+    """What every trial needs besides its config (shipped to the trial processes)."""
+
+    model_builder: Callable | None
+    dataset_builder: Callable | None
+    train_fn: Callable
+    loss_builders: Mapping[str, Callable]
+    metric_builders: Mapping[str, Callable]
+    metric: str
+    mode: str
+    optimizer_builder: Callable | None = None
+    scheduler_builder: Callable | None = None
+    experiment_dir: str | None = None
+    num_workers: int = 1
+    use_gpu: bool = False
+    resources_per_worker: dict = field(default_factory=dict)
+
+
+@dataclass
+class TrialContext:
+    """Everything ``train_fn(ctx)`` needs, built from one trial's config."""
+
+    config: dict
+    cfg: SplitConfig
+    spec: TrialSpec
+    model: torch.nn.Module
+    train_loader: Any = None
+    val_loader: Any = None
+    datamodule: Any = None
+    losses: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    optimizer: Any = None
+    scheduler: Any = None
+    optimizer_factory: Callable | str | dict = "adam"
+    scheduler_factory: Callable | dict | None = None
+    surrogate_scheduler: Any = None
+    sign_annealing: Any = None
+    early_stopping: Any = None
+    best_checkpoint: Any = None
+    trial_dir: str = "."
+    best_dir: str = "."
+    checkpoint: Any = None
+    distributed: bool = False
+    report_fn: Callable | None = None
+    _reported_once: bool = False
+
+    @property
+    def metric(self) -> str:
+        return self.spec.metric
+
+    @property
+    def mode(self) -> str:
+        return self.spec.mode
+
+    @property
+    def log_dir(self) -> str:
+        """Where the trial's TensorBoard events go (inside the experiment folder)."""
+        return os.path.join(self.trial_dir, TENSORBOARD_DIR)
+
+    @property
+    def callbacks(self) -> list:
+        """The NWAVE Lightning callbacks of this trial (the ones its config enables)."""
+        found = (self.surrogate_scheduler, self.sign_annealing, self.early_stopping, self.best_checkpoint)
+        return [cb for cb in found if cb is not None]
+
+    def report(self, metrics: Mapping[str, Any], checkpoint_dir: str | None = None) -> None:
+        """Report one epoch to Tune (for custom ``train_fn``); checks the selected metric once."""
+        if not self._reported_once:
+            check_metric_reported(self.metric, metrics)
+            self._reported_once = True
+        checkpoint = ray.tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        (self.report_fn or ray.tune.report)(dict(metrics), checkpoint=checkpoint)
+
+
+def current_trial_dir(spec: TrialSpec) -> str:
+    """The running Tune trial's folder in the experiment (shared storage), else Ray's working dir."""
+    if spec.experiment_dir and os.path.isdir(spec.experiment_dir):
+        path = os.path.join(spec.experiment_dir, f"trial_{ray.tune.get_context().get_trial_id()}")
+        os.makedirs(path, exist_ok=True)
+        return path
+    return os.getcwd()  # synced to storage by SyncConfig(sync_artifacts=True)
+
+
+def _split_data(data: Any) -> tuple[Any, Any, Any]:
+    if isinstance(data, pl.LightningDataModule):
+        return None, None, data
+    if isinstance(data, Mapping) and "train" in data:
+        return data["train"], data.get("val"), None
+    if isinstance(data, (tuple, list)) and len(data) in (2, 3):
+        return data[0], data[1], None
+    raise ValueError(
+        f"dataset_builder returned {type(data).__name__}; return (train_loader, val_loader), "
+        "{'train': ..., 'val': ...} or a LightningDataModule"
+    )
+
+
+def _sample_input(train_loader: Any, val_loader: Any, datamodule: Any) -> torch.Tensor:
+    from ..module.contract import unpack_batch
+
+    if datamodule is not None:
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        loader = datamodule.val_dataloader() or datamodule.train_dataloader()
+    else:
+        loader = val_loader if val_loader is not None else train_loader
+    return unpack_batch(next(iter(loader)))[0]
+
+
+@torch.no_grad()
+def check_model_contract(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """Step 3: one forward pass on a real batch, checked by ``validate_contract``."""
+    from ..module.contract import validate_contract
+
+    was_training = model.training
+    model.train(False)
+    try:
+        validate_contract(model(x), x)
+    finally:
+        model.train(was_training)
+
+
+class _BoundBuilder:
+    """``builder(first, cfg)`` as a one-argument callable (picklable, unlike a lambda)."""
+
+    def __init__(self, builder: Callable, cfg: dict) -> None:
+        self.builder, self.cfg = builder, cfg
+
+    def __call__(self, first):
+        return self.builder(first, self.cfg)
+
+
+def _build_optimizers(ctx: TrialContext, max_epochs: int | None) -> None:
+    from ..module.optim import build_lr_scheduler, build_optimizer
+
+    spec, cfg = ctx.spec, ctx.cfg
+    params = [p for p in ctx.model.parameters() if p.requires_grad]
+    if spec.optimizer_builder is not None:
+        ctx.optimizer_factory = _BoundBuilder(spec.optimizer_builder, dict(cfg.optim))
+        ctx.optimizer = ctx.optimizer_factory(params)
+    else:
+        ctx.optimizer_factory = optimizer_spec(cfg.optim)
+        ctx.optimizer = build_optimizer(params, ctx.optimizer_factory)
+    if spec.scheduler_builder is not None:
+        factory = _BoundBuilder(spec.scheduler_builder, dict(cfg.sched))
+        ctx.scheduler = factory(ctx.optimizer)
+        # SNNModule takes callable(optimizer) -> scheduler; a builder answering None means no scheduler.
+        ctx.scheduler_factory = factory if ctx.scheduler is not None else None
+    else:
+        ctx.scheduler_factory = lr_scheduler_spec(cfg.sched)
+        built = build_lr_scheduler(ctx.optimizer, ctx.scheduler_factory, max_epochs)
+        ctx.scheduler = built["scheduler"] if built else None
+
+
+def build_trial_context(
+    config: Mapping[str, Any],
+    spec: TrialSpec,
+    dataset_path: str | None,
+    *,
+    trial_dir: str,
+    checkpoint=None,
+    distributed: bool = False,
+    report_fn: Callable | None = None,
+) -> TrialContext:
+    """Steps 1-6 of the seed's flow for one trial (in a Tune trial or on a Ray Train worker)."""
+    cfg = split_config(config)
+    model = spec.model_builder(dict(cfg.model))
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model_builder returned {type(model).__name__}; it must return a torch.nn.Module")
+    train_loader, val_loader, datamodule = _split_data(spec.dataset_builder(dataset_path, dict(cfg.data)))
+    check_model_contract(model, _sample_input(train_loader, val_loader, datamodule))
+    ctx = TrialContext(dict(config), cfg, spec, model, train_loader, val_loader, datamodule)
+    ctx.losses = {name: build(dict(cfg.loss.get(name, {}))) for name, build in spec.loss_builders.items()}
+    ctx.metrics = {name: build(dict(cfg.metric.get(name, {}))) for name, build in spec.metric_builders.items()}
+    _build_optimizers(ctx, trainer_kwargs(cfg.trainer)[0].get("max_epochs"))
+    ctx.trial_dir, ctx.checkpoint, ctx.distributed, ctx.report_fn = trial_dir, checkpoint, distributed, report_fn
+    ctx.best_dir = tempfile.mkdtemp(prefix="nwave_best_")
+    callbacks = nwave_callbacks(cfg, spec.metric, spec.mode, ctx.best_dir)
+    ctx.surrogate_scheduler, ctx.sign_annealing = callbacks["surrogate"], callbacks["sign_annealing"]
+    ctx.early_stopping, ctx.best_checkpoint = callbacks["early_stop"], callbacks["best_checkpoint"]
+    return ctx
+
+
+def _restore(checkpoint, best_dir: str) -> str | None:
+    """Copy a reported checkpoint back: ``best_model.pt`` to ``best_dir``; returns the trainer state path."""
+    if checkpoint is None:
+        return None
+    local = tempfile.mkdtemp(prefix="nwave_tune_restore_")
+    with checkpoint.as_directory() as directory:
+        if os.path.exists(os.path.join(directory, BEST_MODEL_FILE)):
+            os.makedirs(best_dir, exist_ok=True)
+            shutil.copy2(os.path.join(directory, BEST_MODEL_FILE), os.path.join(best_dir, BEST_MODEL_FILE))
+        state = os.path.join(directory, TRIAL_STATE_FILE)
+        if not os.path.exists(state):
+            return None
+        shutil.copy2(state, os.path.join(local, TRIAL_STATE_FILE))
+    return os.path.join(local, TRIAL_STATE_FILE)
+
+
+class NamedLoss:
+    """A loss whose components are logged under its builder name: ``train/main/population/mse``,
+    ``train/main/total`` and ``train/total`` (the seed's keys for ``loss_builders["main"]``)."""
+
+    def __init__(self, name: str, loss: Callable) -> None:
+        self.name, self.loss = name, loss
+
+    def __call__(self, spk_out=None, y=None, spikes_list=None, membranes_list=None, model=None):
+        from ..loss.output import LossOutput, as_loss_output
+        from ..signature import call_with_supported_kwargs
+
+        out = as_loss_output(
+            call_with_supported_kwargs(
+                self.loss, spk_out=spk_out, y=y, spikes_list=spikes_list, membranes_list=membranes_list, model=model
+            )
+        )
+        components = {f"{self.name}/{key}": value for key, value in out.components.items()}
+        components["total"] = out.total
+        return LossOutput(total=out.total, components=components)
+
+
+def _flat_hparams(config: Mapping[str, Any]) -> dict[str, Any]:
+    # TensorBoard's hparams plugin takes scalars and strings only.
+    return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in config.items()}
+
+
+def fit_lightning(
+    module: pl.LightningModule,
+    *,
+    trainer_cfg: Mapping[str, Any],
+    callbacks: list,
+    metric: str,
+    log_dir: str,
+    best_model_path: str,
+    checkpoint=None,
+    hparams: Mapping[str, Any] | None = None,
+    train_dataloaders=None,
+    val_dataloaders=None,
+    datamodule=None,
+    extra_trainer_kwargs: Mapping[str, Any] | None = None,
+    report_fn=None,
+    distributed: bool = False,
+) -> pl.Trainer:
+    """Fit ``module`` with the trial's callbacks, a TensorBoard logger and per-epoch Tune reports.
+
+    The common back end of ``train_one_trial`` and ``nwave tune`` trials; with
+    ``distributed=True`` (on Ray Train workers) it trains with ``RayDDPStrategy``.
+    """
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    kwargs, _ = trainer_kwargs(trainer_cfg)
+    kwargs.setdefault("max_epochs", 10)
+    kwargs.setdefault("accelerator", "cpu" if not torch.cuda.is_available() else "auto")
+    kwargs.setdefault("num_sanity_val_steps", 0)
+    kwargs.setdefault("enable_progress_bar", False)
+    kwargs.setdefault("enable_model_summary", False)
+    kwargs.update(extra_trainer_kwargs or {})
+    if distributed:
+        from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment
+
+        kwargs.update(strategy=RayDDPStrategy(), plugins=[RayLightningEnvironment()], devices="auto")
+    if "seed" in trainer_cfg:
+        pl.seed_everything(int(trainer_cfg["seed"]), workers=True, verbose=False)
+    reporter = TuneEpochReport(
+        metric,
+        best_model_path,
+        save_trainer_state=bool(trainer_cfg.get("save_trainer_state", True)),
+        checkpoint_every_epoch=bool(trainer_cfg.get("checkpoint_every_epoch", True)),
+        report_fn=report_fn,
+    )
+    logger = TensorBoardLogger(save_dir=log_dir, name="", version="", default_hp_metric=False)
+    if hparams:
+        logger.log_hyperparams(_flat_hparams(hparams))
+    # The reporter is a Lightning Checkpoint callback, so checkpointing stays enabled (and no
+    # default ModelCheckpoint is added next to it).
+    trainer = pl.Trainer(logger=logger, callbacks=[*callbacks, reporter], default_root_dir=log_dir, **kwargs)
+    if distributed:
+        from ray.train.lightning import prepare_trainer
+
+        trainer = prepare_trainer(trainer)
+    ckpt_path = _restore(checkpoint, os.path.dirname(best_model_path))
+    trainer.fit(
+        module,
+        train_dataloaders=train_dataloaders,
+        val_dataloaders=val_dataloaders,
+        datamodule=datamodule,
+        ckpt_path=ckpt_path,
+    )
+    return trainer
+
+
+def train_one_trial(ctx: TrialContext) -> pl.Trainer:
+    """Default ``train_fn``: ``SNNModule`` + the trial's callbacks on a Lightning ``Trainer``.
+
+    Uses ``ctx.losses["main"]`` as the loss and every metric builder's function;
+    reports to Tune every epoch through :class:`TuneEpochReport`.
+    """
+    from ..module import SNNModule
+
+    if "main" not in ctx.losses:
+        raise ValueError(
+            f"the default train_one_trial trains on loss_builders['main'], but only {sorted(ctx.losses)} "
+            "are registered; register a 'main' loss builder or pass a custom train_fn"
+        )
+    module = SNNModule(
+        ctx.model,
+        loss=NamedLoss("main", ctx.losses["main"]),
+        metrics=ctx.metrics,
+        optimizer=ctx.optimizer_factory,
+        lr_scheduler=ctx.scheduler_factory,
+    )
+    return fit_lightning(
+        module,
+        trainer_cfg=ctx.cfg.trainer,
+        callbacks=ctx.callbacks,
+        metric=ctx.metric,
+        log_dir=ctx.log_dir,
+        best_model_path=os.path.join(ctx.best_dir, BEST_MODEL_FILE),
+        checkpoint=ctx.checkpoint,
+        hparams=ctx.config,
+        train_dataloaders=ctx.train_loader,
+        val_dataloaders=ctx.val_loader,
+        datamodule=ctx.datamodule,
+        report_fn=ctx.report_fn,
+        distributed=ctx.distributed,
+    )
+
+
+def run_trial(config: dict, spec: TrialSpec, dataset_path: str | None = None) -> None:
+    """The Ray Tune function trainable behind every ``HPOWrapper`` trial."""
+    if spec.num_workers > 1:
+        from .distributed import run_distributed_trial
+
+        run_distributed_trial(config, spec, dataset_path)
+        return
+    ctx = build_trial_context(
+        config, spec, dataset_path, trial_dir=current_trial_dir(spec), checkpoint=ray.tune.get_checkpoint()
+    )
+    spec.train_fn(ctx)

@@ -1,0 +1,202 @@
+"""One trial's flow (steps 1-8) without Ray: built objects, reports, best checkpoint, TensorBoard keys."""
+
+import os
+import shutil
+
+import pytest
+import torch
+from tbparse import SummaryReader
+
+from nwave_lightning.hpo.reporting import MetricNotReportedError, TuneEpochReport
+from nwave_lightning.hpo.trial import NamedLoss, TrialSpec, build_trial_context, train_one_trial
+from nwave_lightning.module.contract import ContractError
+
+from . import seed_template as seed
+from ._toys import build_toy_acc, build_toy_data, build_toy_loss, build_toy_model
+
+
+class FakeTune:
+    """Stands in for ``ray.tune.report``: keeps each report and a copy of its checkpoint."""
+
+    def __init__(self, root):
+        self.root, self.reports, self.checkpoints = root, [], []
+
+    def __call__(self, metrics, checkpoint=None):
+        self.reports.append(dict(metrics))
+        if checkpoint is not None:
+            self.checkpoints.append(checkpoint.to_directory(os.path.join(self.root, f"ckpt_{len(self.reports)}")))
+        else:
+            self.checkpoints.append(None)
+
+
+SEED_CONFIG = {
+    "model.in_ch": 13, "model.num_classes": 2, "model.neurons_per_class": 4, "model.hidden_1": 8,
+    "model.dt": 2e-3, "model.tau_l1": 10e-3, "model.tau_l2": 20e-3, "model.tau_l3": 40e-3, "model.device": "cpu",
+    "optim.name": "adamax", "optim.lr": 5e-3,
+    "loss.main.num_classes": 2, "loss.main.neurons_per_class": 4, "loss.main.correct_rate": 0.35,
+    "loss.main.incorrect_rate": 0.05, "loss.main.offsets_fr": [0.05, 0.08, 0.10], "loss.main.multipliers_fr": [1, 2, 3],
+    "loss.main.w_hardware": 1e-3,
+    "metric.acc.num_classes": 2, "metric.recall.num_classes": 2, "metric.recall.positive_class": 1,
+    "sched.cfg": {"name": "step", "step_size": 1, "gamma": 0.5},
+    "early_stop.policy": "patience", "early_stop.metric": "val_loss", "early_stop.mode": "min", "early_stop.patience": 5,
+    "nwave.surrogate.policy": "linear", "nwave.surrogate.start_value": 10.0, "nwave.surrogate.end_value": 20.0,
+    "nwave.surrogate.total_steps": 3,
+    "nwave.sign_annealing.alpha_start": 1.0, "nwave.sign_annealing.alpha_end": 10.0, "nwave.sign_annealing.total_epochs": 3,
+    "trainer.epochs": 3, "trainer.device": "cpu", "trainer.seed": 0,
+    "data.train_file": "train.pt", "data.val_file": "val.pt",
+}
+
+
+def seed_spec(**kwargs):
+    return TrialSpec(
+        model_builder=seed.build_model, dataset_builder=seed.build_datasets, train_fn=train_one_trial,
+        loss_builders={"main": seed.build_main_loss},
+        metric_builders={"acc": seed.build_acc_metric, "recall": seed.build_recall_metric},
+        metric="val_recall", mode="max", **kwargs,
+    )
+
+
+@pytest.fixture(scope="module")
+def seed_trial(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trial")
+    data = seed.write_seed_dataset(str(root / "data"), n_train=12, n_val=6, steps=8)
+    fake = FakeTune(str(root))
+    ctx = build_trial_context(SEED_CONFIG, seed_spec(), data, trial_dir=str(root / "trial"), report_fn=fake)
+    train_one_trial(ctx)
+    return ctx, fake
+
+
+def test_context_holds_the_built_pieces(seed_trial):
+    ctx, _ = seed_trial
+    assert isinstance(ctx.model, seed.SurrogateSNN) and tuple(ctx.model.s2.weight.shape) == (16, 8)
+    assert set(ctx.losses) == {"main"} and set(ctx.metrics) == {"acc", "recall"}
+    assert type(ctx.optimizer).__name__ == "Adamax" and ctx.optimizer.param_groups[0]["lr"] == pytest.approx(5e-3)
+    assert type(ctx.scheduler).__name__ == "StepLR"
+    assert [type(cb).__name__ for cb in ctx.callbacks] == [
+        "SurrogateScheduler", "SignAnnealing", "NWaveEarlyStopping", "BestModelCheckpoint"]
+
+
+def test_every_epoch_reports_the_seed_keys(seed_trial):
+    _, fake = seed_trial
+    assert [r["epoch"] for r in fake.reports] == [1.0, 2.0, 3.0]
+    for report in fake.reports:
+        for key in ("train_loss", "val_loss", "lr", "best_selected_metric", "val_recall", "val_acc", "train_acc",
+                    "val/recall", "train/main/population/mse", "train/main/total", "train/total", "val/main/total",
+                    "train/layer_2/firing_rate", "val/layer_0/dead_neurons_fraction", "surrogate_value", "sign_alpha",
+                    "early_stop_bad_epochs"):
+            assert key in report, key
+        assert report["train_loss"] == pytest.approx(report["train/total"])
+    # lr halves every epoch (StepLR step_size=1); the surrogate goes 10 -> 20 linearly
+    assert [r["lr"] for r in fake.reports] == pytest.approx([5e-3, 2.5e-3, 1.25e-3])
+    best_so_far = [max(r["val_recall"] for r in fake.reports[: i + 1]) for i in range(3)]
+    assert [r["best_selected_metric"] for r in fake.reports] == pytest.approx(best_so_far)
+
+
+def test_checkpoints_hold_the_best_model(seed_trial):
+    ctx, fake = seed_trial
+    last = fake.checkpoints[-1]
+    assert sorted(os.listdir(last)) == ["best_model.pt", "trial_state.ckpt"]
+    payload = torch.load(os.path.join(last, "best_model.pt"), map_location="cpu", weights_only=True)
+    recalls = [r["val_recall"] for r in fake.reports]
+    best_epoch = recalls.index(max(recalls)) + 1
+    assert payload["epoch"] == best_epoch and payload["best_selected_metric"] == pytest.approx(max(recalls))
+    # the weights restore into the trained model (sign annealing added its parametrisations to it)
+    assert payload["state_dict"].keys() == ctx.model.state_dict().keys()
+    ctx.model.load_state_dict(payload["state_dict"])
+    state = torch.load(os.path.join(last, "trial_state.ckpt"), map_location="cpu", weights_only=False)
+    assert state["epoch"] == 2 and "optimizer_states" in state  # Lightning's 0-based epoch of the last report
+
+
+def test_tensorboard_events_in_trial_folder(seed_trial):
+    ctx, _ = seed_trial
+    scalars = SummaryReader(ctx.log_dir).scalars
+    tags = set(scalars["tag"])
+    assert {"val_recall", "train/main/population/mse", "best_selected_metric", "sign_alpha"} <= tags
+    assert sorted(scalars[scalars["tag"] == "val_loss"]["step"]) == [1, 2, 3]  # the epoch is the step
+
+
+def test_resume_from_reported_checkpoint(seed_trial, tmp_path):
+    """A restarted trial continues from its last checkpoint instead of epoch 1."""
+    from ray.tune import Checkpoint
+
+    ctx0, fake0 = seed_trial
+    saved = tmp_path / "saved"
+    shutil.copytree(fake0.checkpoints[1], saved)  # as if the trial stopped after epoch 2
+    fake = FakeTune(str(tmp_path))
+    ctx = build_trial_context(
+        SEED_CONFIG, seed_spec(), os.path.join(os.path.dirname(ctx0.trial_dir), "data"),
+        trial_dir=str(tmp_path / "trial"), checkpoint=Checkpoint.from_directory(str(saved)), report_fn=fake,
+    )
+    train_one_trial(ctx)
+    assert [r["epoch"] for r in fake.reports] == [3.0]
+    assert fake.reports[0]["best_selected_metric"] >= fake0.reports[1]["best_selected_metric"]
+
+
+def test_contract_checked_before_training(tmp_path):
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            return x, x
+
+    spec = TrialSpec(
+        model_builder=lambda cfg: Broken(), dataset_builder=build_toy_data, train_fn=train_one_trial,
+        loss_builders={"main": build_toy_loss}, metric_builders={}, metric="val_loss", mode="min",
+    )
+    with pytest.raises(ContractError, match="rule 2"):
+        build_trial_context({}, spec, None, trial_dir=str(tmp_path))
+
+
+def test_default_train_fn_needs_main_loss(tmp_path):
+    spec = TrialSpec(
+        model_builder=build_toy_model, dataset_builder=build_toy_data, train_fn=train_one_trial,
+        loss_builders={"aux": build_toy_loss}, metric_builders={}, metric="val_loss", mode="min",
+    )
+    ctx = build_trial_context({}, spec, None, trial_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"loss_builders\['main'\].*\['aux'\]"):
+        train_one_trial(ctx)
+
+
+def test_metric_not_reported_lists_keys(tmp_path):
+    spec = TrialSpec(
+        model_builder=build_toy_model, dataset_builder=build_toy_data, train_fn=train_one_trial,
+        loss_builders={"main": build_toy_loss}, metric_builders={"acc": build_toy_acc}, metric="val_recall", mode="max",
+    )
+    ctx = build_trial_context({"trainer.epochs": 1}, spec, None, trial_dir=str(tmp_path), report_fn=FakeTune(str(tmp_path)))
+    # whichever callback reads it first (the best-model tracker here) names the logged keys
+    with pytest.raises(ValueError, match=r"'val_recall'.*not (logged|reported).*'val_acc'"):
+        train_one_trial(ctx)
+
+
+def test_reporter_check_lists_keys():
+    from nwave_lightning.hpo.reporting import check_metric_reported
+
+    with pytest.raises(MetricNotReportedError, match=r"'val_recal' not reported.*\['val_loss', 'val_recall'\]"):
+        check_metric_reported("val_recal", {"val_recall": 1.0, "val_loss": 0.5, "training_iteration": 3})
+
+
+def test_named_loss_prefixes_components():
+    loss = NamedLoss("main", build_toy_loss({}))
+    spikes = torch.rand(4, 3, 4)
+    out = loss(spk_out=spikes, y=torch.tensor([0, 1, 0, 1]), model=None)
+    assert sorted(out.components) == ["main/mse", "main/total", "total"]
+    assert float(out.components["main/total"]) == pytest.approx(float(out.total))
+
+
+def test_best_only_checkpointing(tmp_path):
+    """checkpoint_every_epoch=False attaches a checkpoint only when best_model.pt changed."""
+    import lightning.pytorch as pl
+
+    from nwave_lightning.callbacks import BestModelCheckpoint
+    from nwave_lightning.module import SNNModule
+
+    fake = FakeTune(str(tmp_path))
+    best = BestModelCheckpoint(metric="val_loss", mode="min", dirpath=str(tmp_path / "best"))
+    reporter = TuneEpochReport("val_loss", str(tmp_path / "best" / "best_model.pt"), checkpoint_every_epoch=False,
+                               save_trainer_state=False, report_fn=fake)
+    train, val = build_toy_data(None, {})
+    module = SNNModule(build_toy_model({}), loss=build_toy_loss({}), lr=0.05)
+    trainer = pl.Trainer(max_epochs=4, callbacks=[best, reporter], logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(module, train, val)
+    losses = [r["val_loss"] for r in fake.reports]
+    improved = [i == 0 or losses[i] < min(losses[:i]) for i in range(len(losses))]
+    assert [c is not None for c in fake.checkpoints] == improved
