@@ -26,9 +26,12 @@ Adding a subcommand (how ``tune`` plugs in): list it in
 method's typed arguments into options and calls it with ``model`` and
 ``datamodule``. ``before_<name>`` / ``after_<name>`` methods of the CLI run around it.
 
+``nwave tune --config configs/tune_<x>.yaml`` (a fit config plus a
+``search_space``) runs Ray Tune over it; see :mod:`nwave_lightning.hpo.tune_cli`.
+
 Example:
     >>> sorted(NWaveCLI.subcommands())
-    ['fit', 'predict', 'test', 'validate']
+    ['fit', 'predict', 'test', 'tune', 'validate']
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
+from .hpo.tune_cli import TUNE_SKIPPED_ARGS, tune as _tune_subcommand
 from .module import SNNModule
 
 __all__ = ["NWaveCLI", "NWaveTrainer", "main", "DEFAULT_LOG_DIR"]
@@ -60,6 +64,8 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 class NWaveTrainer(Trainer):
     """The Trainer behind ``nwave``; subcommands beyond fit/validate/test/predict are its methods."""
 
+    tune = _tune_subcommand  # `nwave tune`: Ray Tune over a fit config (imports Ray only when run)
+
 
 class NWaveCLI(LightningCLI):
     """LightningCLI with nwave defaults: SNNModule, TensorBoard under ``runs/``, ``last.ckpt``."""
@@ -67,7 +73,7 @@ class NWaveCLI(LightningCLI):
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
         """Subcommand name -> Trainer-method arguments the CLI fills itself."""
-        return dict(LightningCLI.subcommands())
+        return {**LightningCLI.subcommands(), "tune": set(TUNE_SKIPPED_ARGS)}
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Trainer:
         # Lightning's implicit ModelCheckpoint keeps no last.ckpt, which `--ckpt_path last` needs;
@@ -117,13 +123,15 @@ def _resume_in_latest_version(config) -> None:
         init_args["version"] = max(versions)
 
 
-def main(args: Optional[list[str]] = None) -> Optional[NWaveCLI]:
+def main(args: Optional[list[str]] = None, **overrides: Any) -> Optional[NWaveCLI]:
     """Entry point of ``nwave`` and ``python -m nwave_lightning``.
 
     Args:
-        args: Command-line arguments (default: ``sys.argv[1:]``).
+        args: Command-line arguments (default: ``sys.argv[1:]``), or a config dict.
+        overrides: Other ``LightningCLI`` arguments (``nwave tune`` trials build their model and
+            data with ``main(args=config, run=False, save_config_callback=None)``, the fit path).
     """
-    return NWaveCLI(
+    kwargs: dict[str, Any] = dict(
         model_class=SNNModule,
         datamodule_class=LightningDataModule,
         subclass_mode_model=True,
@@ -134,6 +142,8 @@ def main(args: Optional[list[str]] = None) -> Optional[NWaveCLI]:
         save_config_kwargs={"overwrite": True},
         args=args,
     )
+    kwargs.update(overrides)
+    return NWaveCLI(**kwargs)
 
 
 def console_main() -> None:
