@@ -104,6 +104,10 @@ class SNNModule(pl.LightningModule):
         activity: Log ``<stage>/layer_<i>/...`` activity statistics.
         clamp_weights: Project every dense H1 weight onto the chip's range
             after each optimiser step (the hard constraint of hardware-model.md).
+        fluct_init: Keyword arguments of :func:`nwave_lightning.init.fluct_init`
+            (e.g. ``{"xi_target": 2.0, "alpha": 0.85, "n_batches": 4}``): initialise
+            ``net`` from the training loader when ``fit`` starts (once; a resumed
+            run then loads its checkpoint over it). ``None``: keep ``net``'s weights.
 
     Raises:
         ValueError: no loss, a metric that is neither a Metric nor callable, or a bad name.
@@ -121,6 +125,7 @@ class SNNModule(pl.LightningModule):
         lr_scheduler: Union[str, dict[str, Any], Callable, None] = None,
         activity: bool = True,
         clamp_weights: bool = False,
+        fluct_init: Optional[dict[str, Any]] = None,
     ) -> None:
         super().__init__()
         if not isinstance(net, nn.Module):
@@ -140,6 +145,9 @@ class SNNModule(pl.LightningModule):
         self.optimizer_spec, self.lr_scheduler_spec = optimizer, lr_scheduler
         self.lr, self.weight_decay, self.optimizer_kwargs = lr, weight_decay, optimizer_kwargs
         self.clamp_weights = bool(clamp_weights)
+        if fluct_init is not None and not isinstance(fluct_init, dict):
+            raise ValueError(f"SNNModule: fluct_init={fluct_init!r} must be None or a dict of fluct_init keyword arguments.")
+        self.fluct_init_kwargs, self._fluct_done = fluct_init, False
         self._contract_checked = False
         self._build_metrics(metrics or {}, activity)
 
@@ -183,6 +191,23 @@ class SNNModule(pl.LightningModule):
         self.activity = None
         if activity:
             self.activity = nn.ModuleDict({f"{stage}_activity": ActivityMetric() for stage in STAGES})
+
+    def setup(self, stage: str) -> None:
+        # Before the strategy wraps the model: under DDP, rank 0's initialised weights are broadcast.
+        if stage == "fit" and self.fluct_init_kwargs is not None and not self._fluct_done:
+            from ..init import fluct_init
+
+            fluct_init(self.net, self._training_loader(), **self.fluct_init_kwargs)
+            self._fluct_done = True
+
+    def _training_loader(self):
+        if self.trainer.datamodule is not None:
+            return self.trainer.datamodule.train_dataloader()
+        source = getattr(self.trainer.fit_loop, "_data_source", None)  # loaders passed to fit()
+        loader = source.dataloader() if source is not None and source.is_defined() else None
+        if loader is None:
+            raise ValueError("SNNModule: fluct_init needs the training loader; pass a datamodule or train_dataloaders to fit().")
+        return loader
 
     # -- forward and steps -------------------------------------------------
     def forward(self, x: torch.Tensor):

@@ -154,3 +154,21 @@ def test_resuming_from_last_gives_the_uninterrupted_run(tmp_path):
         assert resumed[key][4] == pytest.approx(straight[key][4], rel=1e-6, abs=1e-9), key
     for key, value in straight_module.net.state_dict().items():
         assert torch.allclose(resumed_module.net.state_dict()[key], value, atol=1e-7), key
+
+
+def test_fluct_init_runs_once_from_the_training_loader():
+    from nwave_lightning.init import fluct_init
+
+    kwargs = {"xi_target": 2.0, "alpha": 1.0, "n_batches": 2}
+    torch.manual_seed(3)
+    reference = tiny_net((6,))
+    fluct_init(reference, loader(8, 4), **kwargs)
+    torch.manual_seed(3)
+    module = make_module(net=tiny_net((6,)), fluct_init=kwargs)
+    fitter = trainer(None, max_epochs=1, limit_train_batches=0, limit_val_batches=0)
+    fitter.fit(module, loader(8, 4))
+    for key, value in reference.state_dict().items():
+        assert torch.equal(module.net.state_dict()[key], value), key
+    assert module._fluct_done and module.hparams["fluct_init"] == kwargs
+    with pytest.raises(ValueError, match="fluct_init=3"):
+        make_module(fluct_init=3)
