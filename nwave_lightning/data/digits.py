@@ -35,6 +35,9 @@ class DigitsDataModule(InMemoryDataModule):
         num_workers: DataLoader workers.
         seed: Seeds the split and the shuffling.
         shuffle: Shuffle the training split every epoch.
+        augment: Add four copies of every training image shifted by one pixel
+            (up, down, left, right; zeros fill in): 5x the training data, the
+            classic remedy for 1078 images. Validation and test stay untouched.
     """
 
     num_classes = 10
@@ -49,9 +52,11 @@ class DigitsDataModule(InMemoryDataModule):
         num_workers: int = 0,
         seed: int = 0,
         shuffle: bool = True,
+        augment: bool = False,
     ) -> None:
         super().__init__(batch_size, num_workers, seed, shuffle)
         owner = type(self).__name__
+        self.augment = bool(augment)
         self.steps_per_row = check_positive(owner, "steps_per_row", steps_per_row)
         self.val_fraction = check_fraction(owner, "val_fraction", val_fraction, 0.0, 0.9)
         self.test_fraction = check_fraction(owner, "test_fraction", test_fraction, 0.0, 0.9)
@@ -64,7 +69,6 @@ class DigitsDataModule(InMemoryDataModule):
 
         digits = load_digits()
         images = torch.as_tensor(digits.images, dtype=torch.float32) / 16.0  # (1797, 8, 8), rows first
-        x = images.repeat_interleave(self.steps_per_row, dim=1)
         y = torch.as_tensor(digits.target, dtype=torch.long)
         index = torch.arange(len(y)).numpy()
         held_out = self.val_fraction + self.test_fraction
@@ -77,4 +81,27 @@ class DigitsDataModule(InMemoryDataModule):
             splits.update(val=val_idx, test=test_idx)
         else:
             splits.update(val=rest_idx, test=rest_idx)
-        return {name: TensorDataset(x[torch.as_tensor(idx)], y[torch.as_tensor(idx)]) for name, idx in splits.items()}
+        out = {}
+        for name, idx in splits.items():
+            split_images, split_y = images[torch.as_tensor(idx)], y[torch.as_tensor(idx)]
+            if name == "train" and self.augment:
+                split_images = torch.cat([split_images, *(shift(split_images, dy, dx) for dy, dx in SHIFTS)])
+                split_y = split_y.repeat(1 + len(SHIFTS))
+            out[name] = TensorDataset(split_images.repeat_interleave(self.steps_per_row, dim=1), split_y)
+        return out
+
+
+SHIFTS = ((-1, 0), (1, 0), (0, -1), (0, 1))
+
+
+def shift(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Images ``(N, H, W)`` moved by ``(dy, dx)`` pixels, zeros where nothing moves in.
+
+    Example:
+        >>> shift(torch.arange(4.0).reshape(1, 2, 2), 0, 1)[0].tolist()
+        [[0.0, 0.0], [0.0, 2.0]]
+    """
+    out = torch.zeros_like(images)
+    h, w = images.shape[-2:]
+    out[..., max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = images[..., max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
+    return out

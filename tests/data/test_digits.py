@@ -54,3 +54,16 @@ def test_seeded_and_no_test_split():
 def test_bad_arguments(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
         DigitsDataModule(**kwargs)
+
+
+def test_augment_adds_four_one_pixel_shifts_of_the_training_images_only():
+    plain, augmented = DigitsDataModule(steps_per_row=1, seed=3), DigitsDataModule(steps_per_row=1, seed=3, augment=True)
+    x, y = plain.dataset("train").tensors
+    ax, ay = augmented.dataset("train").tensors
+    n = len(y)
+    assert len(ay) == 5 * n and torch.equal(ax[:n], x) and torch.equal(ay, y.repeat(5))
+    up = ax[n : 2 * n]  # dy = -1: row r of the copy is row r + 1 of the original
+    assert torch.equal(up[:, :7], x[:, 1:]) and float(up[:, 7].abs().sum()) == 0.0
+    right = ax[4 * n :]  # dx = +1
+    assert torch.equal(right[:, :, 1:], x[:, :, :7]) and float(right[:, :, 0].abs().sum()) == 0.0
+    assert torch.equal(augmented.dataset("val").tensors[0], plain.dataset("val").tensors[0])
