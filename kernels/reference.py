@@ -88,11 +88,13 @@ def lif_sequence_reference(
     Returns:
         ``(spikes, membranes)``, both ``(B, T, N)``.
     """
-    batch, steps, n = current.shape
+    batch, _, n = current.shape
     state = initial_state(batch, n, current, filtered=syn_decay is not None)
     spikes, membranes = [], []
-    for t in range(steps):
-        spk, mem, state = lif_step(current[:, t], state, beta, threshold, surrogate, recurrent, syn_decay, detach_reset)
+    # unbind, not current[:, t]: each select's backward would materialise a
+    # full (B, T, N) gradient, making backward O(T^2); unbind's is one stack.
+    for current_t in current.unbind(1):
+        spk, mem, state = lif_step(current_t, state, beta, threshold, surrogate, recurrent, syn_decay, detach_reset)
         spikes.append(spk)
         membranes.append(mem)
     return torch.stack(spikes, dim=1), torch.stack(membranes, dim=1)

@@ -1,0 +1,65 @@
+"""Run one backend end to end and compare it with the reference oracle."""
+
+import torch
+
+from nwave_lightning.kernels import lif_sequence
+from nwave_lightning.surrogate import atan, fast_sigmoid, sigmoid, triangle
+
+SURROGATES = {
+    "fast_sigmoid": lambda: fast_sigmoid(5.0),
+    "atan": lambda: atan(2.0),
+    "sigmoid": lambda: sigmoid(4.0),
+    "triangle": lambda: triangle(0.5),
+}
+SYN_DECAY = {"H1v2": None, "H1v1": 0.8}  # delta synapse / filtered synapse
+
+
+def make_inputs(batch, steps, n, recurrent, seed=0, dtype=torch.float32, device="cpu"):
+    """A current that makes neurons fire now and then (exercises the reset)."""
+    gen = torch.Generator().manual_seed(seed)
+    current = torch.rand(batch, steps, n, generator=gen) * 0.8
+    beta = torch.rand(n, generator=gen) * 0.5 + 0.4
+    w = (torch.rand(n, n, generator=gen) - 0.5) * (1.2 / max(n, 1) ** 0.5) if recurrent else None
+    grads = torch.randn(2, batch, steps, n, generator=gen)
+    move = lambda t: None if t is None else t.to(device=device, dtype=dtype)
+    return move(current), move(beta), move(w), move(grads)
+
+
+def run(backend, current, beta, w, grads, surrogate, syn_decay=None, detach_reset=False, loss_on=("spikes", "membranes")):
+    """Outputs and the gradients w.r.t. current, beta and the recurrent matrix.
+
+    ``loss_on`` picks the outputs in the loss; one left out reaches the
+    kernels' backward as a ``None`` grad.
+    """
+    current = current.clone().requires_grad_(True)
+    beta = beta.clone().requires_grad_(True)
+    leaves = [current, beta]
+    if w is not None:
+        w = w.clone().requires_grad_(True)
+        leaves.append(w)
+    spikes, membranes = lif_sequence(current, beta, 1.0, surrogate, w, syn_decay, detach_reset, backend=backend)
+    terms = {"spikes": (spikes * grads[0]).sum(), "membranes": (membranes * grads[1]).sum()}
+    loss = sum(terms[name] for name in loss_on)
+    loss.backward()
+    return {"spikes": spikes.detach(), "membranes": membranes.detach(), **{n: l.grad for n, l in zip(("current", "beta", "recurrent"), leaves)}}
+
+
+def assert_matches_reference(got, expected, dtype=torch.float32):
+    """Spikes exactly; membranes and gradients to float rounding."""
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
+    assert torch.equal(got["spikes"], expected["spikes"])
+    if expected["spikes"].shape[1] >= 3:
+        assert expected["spikes"].any(), "inputs never made a neuron fire: the reset is not exercised"
+    for key in ("membranes", "current", "beta", "recurrent"):
+        if key in expected:
+            torch.testing.assert_close(got[key], expected[key], **tol, msg=lambda m: f"{key}: {m}")
+
+
+def compare(backend, shape, topology, chip, surrogate, detach_reset, dtype=torch.float32, seed=0, device="cpu",
+            loss_on=("spikes", "membranes")):
+    current, beta, w, grads = make_inputs(*shape, recurrent=topology == "RC", seed=seed, dtype=dtype, device=device)
+    args = (current, beta, w, grads, SURROGATES[surrogate](), SYN_DECAY[chip], detach_reset, loss_on)
+    expected = run("reference", *args)
+    got = run(backend, *args)
+    assert_matches_reference(got, expected, dtype)
+    return got

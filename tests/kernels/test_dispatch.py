@@ -1,0 +1,107 @@
+"""``lif_sequence`` / ``resolve_backend``: backend choice, overrides and argument checks."""
+
+import doctest
+import importlib
+
+import pytest
+import torch
+
+from nwave_lightning import kernels
+from nwave_lightning.kernels import BACKENDS, lif_sequence, resolve_backend
+from nwave_lightning.surrogate import SurrogateSpike, fast_sigmoid
+
+from ._compare import make_inputs
+
+
+def test_backends_and_auto_choice(monkeypatch):
+    monkeypatch.delenv("NWAVE_BACKEND", raising=False)
+    assert BACKENDS == ("auto", "reference", "cpu", "triton")
+    assert resolve_backend("auto", torch.zeros(1)) == "cpu"
+    assert resolve_backend("auto", torch.zeros(1, device="meta")) == "reference"
+    assert resolve_backend("triton", torch.zeros(1)) == "triton"  # device checked when it runs
+
+
+def test_environment_forces_the_reference(monkeypatch):
+    monkeypatch.setenv("NWAVE_BACKEND", "reference")
+    assert resolve_backend("auto", torch.zeros(1)) == "reference"
+    assert resolve_backend("cpu", torch.zeros(1)) == "reference"
+    monkeypatch.setenv("NWAVE_BACKEND", "gpu-please")
+    with pytest.raises(ValueError, match="environment variable NWAVE_BACKEND='gpu-please' is not a known backend"):
+        resolve_backend("auto", torch.zeros(1))
+
+
+def test_unknown_backend_name():
+    with pytest.raises(ValueError, match=r"backend='numba' is not a known backend; choose one of"):
+        resolve_backend("numba", torch.zeros(1))
+
+
+def test_auto_on_cpu_runs_one_custom_op_not_a_per_step_graph(monkeypatch):
+    monkeypatch.delenv("NWAVE_BACKEND", raising=False)
+    current, beta, _, _ = make_inputs(2, 3, 4, recurrent=False)
+    current.requires_grad_(True)
+    spikes, _ = lif_sequence(current, beta, 1.0, fast_sigmoid())
+    assert "nwave_lif_scan_cpu" in spikes.grad_fn.name()
+    spikes, _ = lif_sequence(current, beta, 1.0, fast_sigmoid(), backend="reference")
+    assert spikes.grad_fn.name() == "StackBackward0"
+
+
+class _Steep(SurrogateSpike):
+    kind = "my_steep"
+
+    def derivative(self, x):
+        return torch.exp(-x.abs())
+
+
+def test_custom_surrogate_falls_back_to_reference_under_auto(monkeypatch):
+    monkeypatch.delenv("NWAVE_BACKEND", raising=False)
+    current, beta, _, _ = make_inputs(1, 4, 3, recurrent=False)
+    expected = lif_sequence(current, beta, 1.0, fast_sigmoid(), backend="reference")
+    got = lif_sequence(current, beta, 1.0, _Steep(1.0))
+    assert torch.equal(got[1], expected[1])
+    with pytest.raises(ValueError, match="backend='cpu' supports the surrogates"):
+        lif_sequence(current, beta, 1.0, _Steep(1.0), backend="cpu")
+
+
+def test_cpu_backend_refuses_other_devices():
+    current = torch.zeros(1, 2, 3, device="meta")
+    with pytest.raises(ValueError, match="backend='cpu' got a current on meta"):
+        lif_sequence(current, torch.zeros(3, device="meta"), 1.0, fast_sigmoid(), backend="cpu")
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        (dict(current=torch.zeros(2, 3)), r"current must be a floating-point \(B, T, N\) tensor, got \(2, 3\)"),
+        (dict(current=torch.zeros(1, 2, 3, dtype=torch.long)), "floating-point"),
+        (dict(beta=torch.zeros(4)), r"beta must be a tensor of shape \(3,\)"),
+        (dict(recurrent=torch.zeros(3, 4)), r"recurrent must be an \(3, 3\) matrix"),
+        (dict(threshold=float("nan")), "threshold=nan must be a finite number"),
+        (dict(syn_decay=1.5), r"syn_decay=1.5 must be in \[0, 1\)"),
+    ],
+)
+def test_argument_errors(kwargs, fragment):
+    args = dict(current=torch.zeros(1, 2, 3), beta=torch.full((3,), 0.9), threshold=1.0, surrogate=fast_sigmoid())
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=fragment):
+        lif_sequence(**args)
+
+
+def test_scalar_beta_is_broadcast_and_gets_a_gradient():
+    current, _, _, _ = make_inputs(2, 6, 4, recurrent=False)
+    grads = []
+    for backend in ("reference", "cpu"):
+        beta = torch.tensor(0.8, requires_grad=True)
+        spikes, membranes = lif_sequence(current, beta, 1.0, fast_sigmoid(), backend=backend)
+        membranes.sum().backward()
+        grads.append(beta.grad)
+    torch.testing.assert_close(grads[1], grads[0])
+
+
+@pytest.mark.parametrize("name", ["kernels", "kernels.cpu", "kernels._cpu_native", "kernels.triton_ops"])
+def test_docstring_examples(name):
+    if name.endswith("triton_ops"):
+        pytest.importorskip("triton")
+    module = importlib.import_module(f"nwave_lightning.{name}")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
+    assert result.attempted > 0

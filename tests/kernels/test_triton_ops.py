@@ -1,0 +1,144 @@
+"""Triton kernels against the reference: under the interpreter on CPU (CI), compiled on CUDA (``gpu``)."""
+
+import pytest
+import torch
+
+from nwave_lightning.kernels import lif_sequence
+from nwave_lightning.surrogate import fast_sigmoid
+
+from ._compare import SURROGATES, compare, make_inputs, run
+
+
+@pytest.fixture
+def tiled(interpreter, monkeypatch):
+    """Force the tiled RC kernels with 16-wide tiles, so small N spans several tiles."""
+    monkeypatch.setitem(interpreter.ONCHIP_MAX_N, torch.float32, 0)
+    monkeypatch.setitem(interpreter.ONCHIP_MAX_N, torch.float64, 0)
+    monkeypatch.setitem(interpreter.RC_TILES, "BLOCK_N", 16)
+    monkeypatch.setitem(interpreter.RC_TILES, "BLOCK_K", 16)
+    return interpreter
+
+
+@pytest.mark.parametrize("surrogate", sorted(SURROGATES))
+@pytest.mark.parametrize("topology", ["FF", "RC"])
+@pytest.mark.parametrize("chip", ["H1v1", "H1v2"])
+@pytest.mark.parametrize("detach_reset", [False, True])
+def test_values_and_gradients_match_reference(interpreter, surrogate, topology, chip, detach_reset):
+    compare("triton", (2, 6, 7), topology, chip, surrogate, detach_reset)
+
+
+# N = 17 / 33 / 130: not a multiple of the FF block (16 .. 128) nor of the RC padding.
+@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 7, 3), (3, 1, 5), (2, 5, 17), (1, 3, 130)])
+def test_feed_forward_shapes(interpreter, shape):
+    compare("triton", shape, "FF", "H1v2", "fast_sigmoid", False)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 6, 3), (17, 3, 5), (2, 4, 33)])
+def test_recurrent_onchip_shapes(interpreter, shape):
+    # B = 17 spans two 16-row programs; N = 33 pads to 64.
+    compare("triton", shape, "RC", "H1v2", "atan", False)
+
+
+@pytest.mark.parametrize("chip", ["H1v1", "H1v2"])
+@pytest.mark.parametrize("detach_reset", [False, True])
+def test_recurrent_tiled(tiled, chip, detach_reset):
+    # N = 37 -> three 16-wide tiles, the last one partial; B = 17 -> two programs.
+    compare("triton", (17, 4, 37), "RC", chip, "sigmoid", detach_reset)
+
+
+@pytest.mark.parametrize("loss_on", [("spikes",), ("membranes",)])
+@pytest.mark.parametrize("topology", ["FF", "RC"])
+def test_loss_on_one_output_only(interpreter, loss_on, topology):
+    # The unused output's grad is None inside the op (not a tensor of zeros).
+    compare("triton", (2, 7, 6), topology, "H1v1", "fast_sigmoid", False, loss_on=loss_on)
+
+
+@pytest.mark.parametrize("topology", ["FF", "RC"])
+@pytest.mark.parametrize("chip", ["H1v1", "H1v2"])
+def test_float64(interpreter, topology, chip):
+    compare("triton", (2, 8, 9), topology, chip, "triangle", True, dtype=torch.float64)
+
+
+def test_recurrent_tiled_float64(tiled):
+    compare("triton", (3, 5, 20), "RC", "H1v1", "fast_sigmoid", False, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("syn_decay", [None, 0.7])
+def test_gradcheck_float64(interpreter, syn_decay):
+    # Finite differences can only see the surrogate-free path (see test_cpu).
+    current = (torch.rand(1, 5, 3, dtype=torch.float64) * 0.8).requires_grad_(True)
+    beta = (torch.rand(3, dtype=torch.float64) * 0.5 + 0.4).requires_grad_(True)
+
+    def membranes(current, beta):
+        return interpreter.lif_scan_triton(current, beta, None, 1.0, syn_decay, "fast_sigmoid", 5.0, True)[1]
+
+    assert torch.autograd.gradcheck(membranes, (current, beta), eps=1e-7, atol=1e-8)
+
+
+def test_opcheck(interpreter):
+    current, beta, w, _ = make_inputs(2, 3, 5, recurrent=True)
+    for recurrent in (None, w.requires_grad_(True)):
+        args = (current.requires_grad_(True), beta.requires_grad_(True), recurrent, 1.0, 0.6, "atan", 2.0, False)
+        torch.library.opcheck(interpreter.lif_scan_triton, args)
+
+
+def test_half_precision_inputs_compute_in_float32(interpreter):
+    current, beta, _, grads = make_inputs(2, 6, 5, recurrent=False, dtype=torch.float16)
+    got = run("triton", current, beta, None, grads, fast_sigmoid(5.0))
+    ref = run("reference", *(t.float() for t in (current, beta)), None, grads.float(), fast_sigmoid(5.0))
+    assert got["membranes"].dtype == torch.float16
+    torch.testing.assert_close(got["membranes"].float(), ref["membranes"], rtol=1e-3, atol=1e-3)
+
+
+def test_cpu_tensors_without_the_interpreter_are_refused(monkeypatch):
+    pytest.importorskip("triton")
+    from nwave_lightning.kernels import triton_ops
+
+    monkeypatch.setattr(triton_ops, "interpreted", lambda: False)
+    current, beta, _, _ = make_inputs(1, 2, 3, recurrent=False)
+    with pytest.raises(ValueError, match="TRITON_INTERPRET=1 before nwave_lightning.kernels.triton_ops is first imported"):
+        lif_sequence(current, beta, 1.0, fast_sigmoid(), backend="triton")
+
+
+def test_block_sizes_keep_every_sm_busy():
+    pytest.importorskip("triton")
+    from nwave_lightning.kernels.triton_ops import block_sizes_ff
+
+    assert block_sizes_ff(batch=256, n=512, sm_count=132) == (128, 4)
+    assert block_sizes_ff(batch=32, n=128, sm_count=132) == (32, 1)
+    assert block_sizes_ff(batch=1, n=3, sm_count=132) == (16, 1)
+
+
+# ------------------------------------------------------------------ GPU only
+GPU_SHAPES = [(32, 100, 128, "FF"), (7, 33, 300, "FF"), (9, 40, 100, "RC"), (20, 30, 200, "RC")]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("batch, steps, n, topology", GPU_SHAPES)
+@pytest.mark.parametrize("chip", ["H1v1", "H1v2"])
+def test_gpu_matches_reference(cuda, batch, steps, n, topology, chip):
+    compare("triton", (batch, steps, n), topology, chip, "fast_sigmoid", False, device=cuda)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("surrogate", sorted(SURROGATES))
+def test_gpu_surrogates_and_auto_dispatch(cuda, surrogate):
+    from nwave_lightning.kernels import resolve_backend
+
+    assert resolve_backend("auto", torch.zeros(1, device=cuda)) == "triton"
+    compare("auto", (8, 50, 64), "RC", "H1v2", surrogate, True, device=cuda)
+
+
+@pytest.mark.gpu
+def test_gpu_surrogate_value_is_not_a_compile_constant(cuda):
+    from nwave_lightning.kernels import triton_kernels as K
+
+    current, beta, _, grads = make_inputs(4, 10, 32, recurrent=False, device=cuda)
+    run("triton", current, beta, None, grads, fast_sigmoid(25.0))
+    caches = getattr(K.ff_backward_kernel, "device_caches", None)
+    if caches is None:
+        pytest.skip("this Triton version does not expose its kernel cache")
+    count = lambda: sum(len(entry[0]) for entry in caches.values())
+    before = count()
+    run("triton", current, beta, None, grads, fast_sigmoid(10.0))
+    assert count() == before
