@@ -39,7 +39,7 @@ from ..hardware import weights_out_of_range
 from ..layers.inspect import synapse_layer_pairs
 from .capture import batch_inputs, record
 from .refine import Measured, efficacy_matrix, measure_layer, refine
-from .theory import input_stats, inverse_efficacy, kernel_sums, solve_moments
+from .theory import input_stats, inverse_efficacy, kernel_sums, solve_moments, weight_for_threshold_per_step
 
 __all__ = ["LayerInit", "fluct_init"]
 
@@ -185,7 +185,10 @@ def fluct_init(
 
     Warns:
         UserWarning: naming the weight matrix and the count, when weights fall
-        outside the chip's range; when a layer cannot reach the targets.
+        outside the chip's range; when a layer cannot reach the targets; when
+        the data are too weak (too few channels or too sparse) to drive the
+        first layer to high rates with in-range weights (tutorial 7 with one
+        input channel instead of eight).
 
     The model's train/eval flags and the grad mode are restored; no gradient
     is recorded (the measurements run in eval mode under ``torch.no_grad``).
@@ -228,7 +231,9 @@ def fluct_init(
             if verbose:
                 _print_header(recordings, groups, xi_target, alpha)
             for number, (layer, members) in enumerate(groups, start=1):
-                report, recordings = _init_layer(model, inputs, pairs, recordings, layer, members, names, xi_target, alpha)
+                report, recordings = _init_layer(
+                    model, inputs, pairs, recordings, layer, members, names, xi_target, alpha, first=number == 1
+                )
                 reports.append(report)
                 if verbose:
                     _print_layer(number, report, layer, xi_target, alpha)
@@ -243,7 +248,7 @@ def fluct_init(
     return reports
 
 
-def _init_layer(model, inputs, pairs, recordings, layer, members, names, xi_target, alpha):
+def _init_layer(model, inputs, pairs, recordings, layer, members, names, xi_target, alpha, first=False):
     """Initialise one layer (and the synapses feeding it); returns its report and fresh recordings."""
     synapses = [pairs[i][0] for i in members]
     label = names[id(layer)]
@@ -255,6 +260,8 @@ def _init_layer(model, inputs, pairs, recordings, layer, members, names, xi_targ
             f"rate {float(stats.rate.mean()):.4g} per step), so no weights can put it at xi_target. Check the loader and "
             "frontend, raise n_batches, or lower xi_target so that the layers before it spike."
         )
+    if first:
+        _warn_if_input_too_weak(label, stats, layer, synapses[0].chip)
     has_rc = layer.recurrent_weights is not None
     use_rc = has_rc and alpha < 1
     bar, hat = kernel_sums(layer.beta.detach().cpu(), layer.syn_decay)
@@ -308,6 +315,33 @@ def _init_layer(model, inputs, pairs, recordings, layer, members, names, xi_targ
         recordings, measured = last["recordings"], result.measured
     report = _finish(layer, synapses, label, names, stats, moments, measured, result.iterations, xi_target, alpha, use_rc)
     return report, recordings
+
+
+def _warn_if_input_too_weak(label, stats, layer, chip) -> None:
+    """Warn when the data cannot drive the first layer to high rates with in-range weights.
+
+    Only the layer fed by the data is checked: the rates deeper layers see are
+    set by ``xi_target`` itself (low on purpose), while the data's width and
+    rate are the user's to change. The weights fluct_init draws for
+    ``xi_target`` may still be in range (the leak integrates a weak input up
+    to a sparse regime); what the input cannot do is reach threshold in a
+    step, which firing near one spike per step (tutorial 7's targets reach
+    0.9) needs.
+    """
+    rate_sum = float(stats.rate.sum())
+    if not rate_sum > 0:
+        return  # silent input: _init_layer raises with its own message
+    needed = weight_for_threshold_per_step(rate_sum, layer.threshold, chip, layer.syn_decay)
+    limit = chip.weight_limit
+    if needed > limit:
+        warnings.warn(
+            f"fluct_init: layer '{label}' receives {rate_sum:.3g} input spikes per step ({stats.n} channel(s) at a mean "
+            f"{float(stats.rate.mean()):.3g} per step); reaching threshold within a step would need a mean weight of "
+            f"{needed:.3g}, outside the {chip.name} range {list(chip.weight_range)}, so this input cannot drive the layer "
+            f"to high firing rates with in-range weights. Give the layer more input channels (at least "
+            f"{math.ceil(stats.n * needed / limit)} at this rate) or denser input spikes.",
+            stacklevel=4,
+        )
 
 
 def _measure_recorded(recordings, members, layer) -> Measured:

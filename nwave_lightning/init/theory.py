@@ -29,7 +29,15 @@ import torch
 
 from ..hardware import ChipSpec
 
-__all__ = ["InputStats", "WeightMoments", "input_stats", "inverse_efficacy", "kernel_sums", "solve_moments"]
+__all__ = [
+    "InputStats",
+    "WeightMoments",
+    "input_stats",
+    "inverse_efficacy",
+    "kernel_sums",
+    "solve_moments",
+    "weight_for_threshold_per_step",
+]
 
 
 def kernel_sums(beta: torch.Tensor, syn_decay: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -228,3 +236,36 @@ def inverse_efficacy(current: torch.Tensor, chip: ChipSpec) -> torch.Tensor:
         return current / chip.synaptic_gain
     scale = math.expm1(chip.kappa) / chip.synaptic_gain
     return torch.sign(current) * torch.log1p(current.abs() * scale) / chip.kappa
+
+
+def weight_for_threshold_per_step(rate_sum: float, threshold: float, chip: ChipSpec, syn_decay: float | None = None) -> float:
+    """The common weight at which a layer's mean input charges ``threshold`` in a single step.
+
+    A neuron fires at high rates (towards one spike per step) only if its mean
+    input current per step reaches ``threshold`` on its own: the leak then no
+    longer matters. With ``rate_sum = sum_j nu_j`` input spikes per step and
+    every weight equal to ``w``, the steady input current per step is
+    ``rate_sum * c(w)`` for a delta synapse (H1v2) and
+    ``rate_sum * c(w) / (1 - a)`` behind H1v1's synaptic filter. This returns
+    the ``w`` that makes it equal to ``threshold``: the per-weight charge the
+    layer's input width and rate demand. Above the chip's weight limit, the
+    input cannot drive the layer to high rates with in-range weights.
+
+    Args:
+        rate_sum: Input spikes per step, summed over the input channels (> 0).
+        threshold: Firing threshold ``theta``.
+        chip: The chip whose efficacy map converts current to weight.
+        syn_decay: Synaptic decay ``a`` per step (H1v1); ``None`` or 0 for a delta synapse.
+
+    Example:
+        >>> from nwave_lightning.hardware import H1V2
+        >>> round(weight_for_threshold_per_step(8 * 0.4, 1.0, H1V2), 4)   # tutorial 7: 8 channels at p = 0.4
+        1.25
+        >>> round(weight_for_threshold_per_step(1 * 0.4, 1.0, H1V2), 4)   # one channel: far above 1.66
+        10.0
+    """
+    if not rate_sum > 0:
+        raise ValueError(f"weight_for_threshold_per_step: rate_sum={rate_sum!r} must be > 0 (input spikes per step).")
+    filter_gain = 1.0 / (1.0 - syn_decay) if syn_decay else 1.0
+    current = torch.tensor(threshold / (rate_sum * filter_gain), dtype=torch.float64)
+    return float(inverse_efficacy(current, chip))
