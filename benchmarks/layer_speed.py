@@ -1,25 +1,34 @@
 """Speed of one H1 LIF layer (synapse matmul + time scan), side by side with the peers.
 
 Prints forward (inference, ``no_grad``) and forward+backward time and the peak
-memory allocated during forward+backward, for the reference loop, this
+memory used during forward+backward (CUDA: allocated bytes; CPU: resident-set
+growth, see :func:`peak_memory_mb`), for the reference loop, this
 project's auto-dispatched path, snnTorch, SpikingJelly 2.x and Norse. On a GPU
 it also prints the bandwidth the Triton scans reach against the device's.
 
 Usage::
 
-    python benchmarks/layer_speed.py                    # CPU: small + what fits in --budget
-    python benchmarks/layer_speed.py --device cuda      # all shapes
+    python benchmarks/layer_speed.py                    # all shapes (CPU: slow rows measured once)
+    python benchmarks/layer_speed.py --device cuda      # all shapes + bandwidth lines
     python benchmarks/layer_speed.py --shapes small,rc --repeat 10 --markdown out.md
 
 Times are medians (``--stat min`` on a shared machine) over ``--repeat`` runs
 after one warm-up run. A row whose
 estimated cost (scaled from the small shape) exceeds what is left of
 ``--budget`` seconds is skipped and says so.
+
+``--slow-cap SECONDS`` keeps the slow baselines of the big shapes affordable
+without dropping their rows: a row whose forward+backward is expected (scaled
+from the previous shape) or measured to take longer than that is measured
+once: the peak-memory run doubles as the warm-up, then one timed
+forward+backward and one timed forward. Its note says "1 run (--slow-cap)".
+The default caps at 10 s on the CPU and is off on a GPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import os
 import statistics
@@ -84,7 +93,16 @@ def _inference(run):
 
 
 def peak_memory_mb(fn, device: torch.device) -> float:
-    """Peak bytes allocated while ``fn`` runs, above what was allocated before."""
+    """Peak memory while ``fn`` runs, above what was in use before, in MiB.
+
+    CUDA: the caching allocator's peak of allocated bytes. CPU (Linux): the
+    growth of the process's resident set, ``VmHWM`` after the run minus
+    ``VmRSS`` before it, with the peak reset (``/proc/self/clear_refs``) and
+    freed heap handed back (``malloc_trim``) first; this counts every buffer,
+    the C scan's scratch included, and costs nothing. (The profiler's memory
+    events count tensors only and, on the per-step loops of the large shape,
+    took minutes and gigabytes of trace.) Elsewhere: the profiler.
+    """
     if device.type == "cuda":
         _sync(device)
         base = torch.cuda.memory_allocated(device)
@@ -92,6 +110,9 @@ def peak_memory_mb(fn, device: torch.device) -> float:
         fn()
         _sync(device)
         return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    peak = _rss_peak_growth_bytes(fn)
+    if peak is not None:
+        return peak / 2**20
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
@@ -106,14 +127,48 @@ def peak_memory_mb(fn, device: torch.device) -> float:
     return peak / 2**20
 
 
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"{field} not in /proc/self/status")
+
+
+def _rss_peak_growth_bytes(fn) -> int | None:
+    """``VmHWM`` after ``fn`` minus ``VmRSS`` before, or ``None`` off Linux."""
+    try:
+        import ctypes
+
+        gc.collect()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")  # reset VmHWM to the current RSS
+        before = _status_kb("VmRSS")
+    except (OSError, AttributeError):
+        return None
+    fn()
+    return max(0, _status_kb("VmHWM") - before) * 1024
+
+
 def _size(shape) -> float:
     batch, steps, n, topology = shape
     return batch * steps * n * (n / 128 if topology == "RC" else 1.0)
 
 
-def run_benchmarks(device, shape_names, repeat, budget):
+def _measure_once(row, step, forward, device, memory_done: bool) -> None:
+    """A capped row: memory (doubling as the warm-up), one train, one forward."""
+    if not memory_done:
+        row["mem"] = peak_memory_mb(step, device)
+        row["train"] = _once(step, device)
+    row["fwd"] = _once(forward, device)
+    row["notes"].append("1 run (--slow-cap)")
+
+
+def run_benchmarks(device, shape_names, repeat, budget, slow_cap=0.0):
     """Rows of measurements. Peers are timed round-robin (one run each per
-    round) so that load from other jobs on the machine hits all of them alike."""
+    round) so that load from other jobs on the machine hits all of them alike.
+    ``slow_cap`` (seconds, 0 = off): rows slower than that are measured once."""
     rows = []
     deadline = time.monotonic() + budget if budget > 0 else float("inf")
     per_element: dict[str, float] = {}  # one fwd+bwd, seconds per element-unit, from the last shape
@@ -135,15 +190,25 @@ def run_benchmarks(device, shape_names, repeat, budget):
             if estimate > deadline - time.monotonic():
                 row["notes"].append(f"skipped: ~{estimate:.0f} s > what is left of --budget")
                 continue
+            expected = per_element.get(peer, 0.0) * _size(shape)
+            step, forward = _train_step(run, problem), _inference(run)
             try:
-                step = _train_step(run, problem)
+                if slow_cap > 0 and expected > slow_cap:
+                    _measure_once(row, step, forward, device, memory_done=False)
+                    per_element[peer] = row["train"] / _size(shape)
+                    continue
                 step()  # warm-up: compilation, caches, allocator
                 first = _once(step, device)
+                if slow_cap > 0 and first > slow_cap:  # slower than the scaling promised
+                    row["train"], row["mem"] = first, peak_memory_mb(step, device)
+                    _measure_once(row, step, forward, device, memory_done=True)
+                    per_element[peer] = first / _size(shape)
+                    continue
             except Exception as err:  # a peer failing must not hide the others' numbers
                 row["notes"].append(f"failed: {type(err).__name__}: {str(err).splitlines()[0][:80]}")
                 continue
             per_element[peer] = first / _size(shape)
-            active[peer] = (row, step, _inference(run), [first], [])
+            active[peer] = (row, step, forward, [first], [])
         round_cost = 2.0 * sum(first[3][0] for first in active.values())
         left = deadline - time.monotonic() - round_cost  # keep one round for memory + fwd warm-up
         rounds = repeat if not math.isfinite(left) else max(1, min(repeat, int(left / max(round_cost, 1e-9))))
@@ -244,10 +309,14 @@ def main(argv=None):
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--shapes", default=",".join(SHAPES), help=f"comma list of {list(SHAPES)}")
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--budget", type=float, default=None, help="seconds; default 240 on CPU, unlimited on GPU")
+    parser.add_argument("--budget", type=float, default=0.0, help="seconds for the whole run; 0 (default) = unlimited")
     parser.add_argument(
         "--stat", choices=["median", "min"], default="median",
         help="min is the robust choice on a machine shared with other jobs",
+    )
+    parser.add_argument(
+        "--slow-cap", type=float, default=None,
+        help="seconds; a row whose fwd+bwd takes longer is measured once (default 10 on CPU, off on GPU; 0 = off)",
     )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--markdown", default=None, help="also write the table as markdown to this file")
@@ -262,14 +331,17 @@ def main(argv=None):
     unknown = [s for s in names if s not in SHAPES]
     if unknown:
         parser.error(f"--shapes: unknown {unknown}; choose from {list(SHAPES)}")
-    budget = args.budget if args.budget is not None else (240.0 if device.type == "cpu" else 0.0)
+    budget = args.budget
     if device.type == "cpu":
         device_name = f"CPU ({torch.get_num_threads()} threads)"
     else:
         device_name = torch.cuda.get_device_name(device)
-    rows = run_benchmarks(device, names, args.repeat, budget)
+    slow_cap = args.slow_cap if args.slow_cap is not None else (10.0 if device.type == "cpu" else 0.0)
+    rows = run_benchmarks(device, names, args.repeat, budget, slow_cap)
     headers, table = render(rows, device_name)
     title = f"H1 layer speed on {device_name}, torch {torch.__version__}, {args.stat} of {args.repeat}"
+    if slow_cap > 0:
+        title += f", --slow-cap {slow_cap:g} s"
     print_table(headers, table, title)
     text = f"### {title}\n\n" + markdown(headers, table)
     if device.type == "cuda":

@@ -12,6 +12,14 @@ picks a backend from the tensor it receives:
 * ``"reference"`` — :mod:`.reference`, a step-by-step PyTorch loop (the oracle),
   also used for other devices and for custom surrogates the kernels don't know.
 
+Both chips run in the same kernels. H1v2 (delta synapse) and H1v1 (first-order
+synaptic current ``J[t] = a J[t-1] + I_ff[t] + S[t-1] @ W_rc``) differ only by
+``syn_decay``: ``None`` or ``a = exp(-dt / tau_syn)``, a compile-time switch
+(``FILTERED``) in the Triton kernels and a branch hoisted out of the C loops.
+H1v1's exponential weight-to-efficacy map is not the scan's business: the
+synapse and the layer apply it to ``W_ff`` / ``W_rc`` (differentiably) before
+the current and the effective recurrent matrix reach :func:`lif_sequence`.
+
 Set ``NWAVE_BACKEND=reference`` (or pass ``backend="reference"``) to force the
 reference path while debugging. All backends give the same spikes and
 membranes and the same gradients (w.r.t. the current, the recurrent matrix and

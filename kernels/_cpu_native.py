@@ -130,6 +130,18 @@ static inline void backward_row_SUF(const SCALAR* gst, const SCALAR* gvt, const 
     else backward_core_SUF(gst, gvt, vt, beta, dst, git, du, dj, sg, N, theta, a, 0, 0);
 }
 
+/* Row (b, t) of an output grad with element strides s = (batch, time, neuron).
+   A row that is not unit-stride (an expanded grad, e.g. from .sum()) is
+   gathered into `buf` instead of materialising the whole tensor. NULL stays NULL. */
+static inline const SCALAR* grad_row_SUF(const SCALAR* G, const int64_t* s, int64_t b, int64_t t, int64_t N,
+                                         SCALAR* restrict buf) {
+    if (!G) return NULL;
+    const SCALAR* row = G + b * s[0] + t * s[1];
+    if (s[2] == 1) return row;
+    for (int64_t n = 0; n < N; ++n) buf[n] = row[n * s[2]];
+    return buf;
+}
+
 /* Whole forward scan of batch rows [b0, b1). W is (N, N) row-major or NULL. */
 void lif_forward_SUF(const SCALAR* restrict I, const SCALAR* restrict beta, const SCALAR* restrict W,
                      SCALAR* restrict S, SCALAR* restrict V, int64_t b0, int64_t b1, int64_t T, int64_t N,
@@ -162,17 +174,20 @@ void lif_forward_SUF(const SCALAR* restrict I, const SCALAR* restrict beta, cons
     free(u);
 }
 
-/* Whole backward scan (reverse time) of batch rows [b0, b1). WT = W^T or NULL. */
-void lif_backward_SUF(const SCALAR* restrict GS, const SCALAR* restrict GV, const SCALAR* restrict V,
+/* Whole backward scan (reverse time) of batch rows [b0, b1). WT = W^T or NULL.
+   gstr: the strides of GS (3) then GV (3), in elements. */
+void lif_backward_SUF(const SCALAR* GS, const SCALAR* GV, const int64_t* gstr, const SCALAR* restrict V,
                       const SCALAR* restrict beta, const SCALAR* restrict WT, SCALAR* restrict GI,
                       int64_t b0, int64_t b1, int64_t T, int64_t N, SCALAR theta, SCALAR a,
                       SCALAR value, SCALAR half_pi_value, int filtered, int kind, int detach_reset) {
-    SCALAR* du = (SCALAR*)calloc(5 * N, sizeof(SCALAR));
+    SCALAR* du = (SCALAR*)calloc(7 * N, sizeof(SCALAR));
     if (!du) return;
     SCALAR* dj = du + N;
     SCALAR* ds = du + 2 * N;
     SCALAR* sg = du + 3 * N;
     const SCALAR* zeros = du + 4 * N;
+    SCALAR* gs_buf = du + 5 * N;
+    SCALAR* gv_buf = du + 6 * N;
     for (int64_t b = b0; b < b1; ++b) {
         memset(du, 0, 2 * N * sizeof(SCALAR));
         for (int64_t t = T - 1; t >= 0; --t) {
@@ -192,8 +207,9 @@ void lif_backward_SUF(const SCALAR* restrict GS, const SCALAR* restrict GV, cons
                 }
                 dst = ds;
             }
-            backward_row_SUF(GS ? GS + off : NULL, GV ? GV + off : NULL, V + off, beta, dst, GI + off, du, dj, sg,
-                             zeros, N, theta, a, value, half_pi_value, filtered, kind, detach_reset);
+            backward_row_SUF(grad_row_SUF(GS, gstr, b, t, N, gs_buf), grad_row_SUF(GV, gstr + 3, b, t, N, gv_buf),
+                             V + off, beta, dst, GI + off, du, dj, sg, zeros, N, theta, a, value, half_pi_value,
+                             filtered, kind, detach_reset);
         }
     }
     free(du);
@@ -212,17 +228,17 @@ void lif_forward_step_SUF(const SCALAR* restrict I, const SCALAR* restrict beta,
 }
 
 /* One reverse step t for all B rows; ds = GI[t+1] @ W^T (B, N) from BLAS or
-   NULL; scratch: 2N floats, the second half zero. */
-void lif_backward_step_SUF(const SCALAR* restrict GS, const SCALAR* restrict GV, const SCALAR* restrict V,
+   NULL; sg: 4N floats of scratch, the second N zero; gstr as in lif_backward. */
+void lif_backward_step_SUF(const SCALAR* GS, const SCALAR* GV, const int64_t* gstr, const SCALAR* restrict V,
                            const SCALAR* restrict beta, const SCALAR* restrict ds, SCALAR* restrict GI,
                            SCALAR* restrict du, SCALAR* restrict dj, SCALAR* restrict sg, int64_t B, int64_t T,
                            int64_t N, int64_t t, SCALAR theta, SCALAR a, SCALAR value, SCALAR half_pi_value,
                            int filtered, int kind, int detach_reset) {
     for (int64_t b = 0; b < B; ++b) {
         const int64_t off = (b * T + t) * N;
-        backward_row_SUF(GS ? GS + off : NULL, GV ? GV + off : NULL, V + off, beta, ds ? ds + b * N : NULL,
-                         GI + off, du + b * N, dj + b * N, sg, sg + N, N, theta, a, value, half_pi_value, filtered,
-                         kind, detach_reset);
+        backward_row_SUF(grad_row_SUF(GS, gstr, b, t, N, sg + 2 * N), grad_row_SUF(GV, gstr + 3, b, t, N, sg + 3 * N),
+                         V + off, beta, ds ? ds + b * N : NULL, GI + off, du + b * N, dj + b * N, sg, sg + N, N,
+                         theta, a, value, half_pi_value, filtered, kind, detach_reset);
     }
 }
 """
@@ -289,13 +305,13 @@ def _declare(lib: ctypes.CDLL) -> None:
         fwd.argtypes = [p, p, p, p, p, i64, i64, i64, i64, real, real, i32]
         fwd.restype = None
         bwd = getattr(lib, f"lif_backward_{suffix}")
-        bwd.argtypes = [p, p, p, p, p, p, i64, i64, i64, i64, real, real, real, real, i32, i32, i32]
+        bwd.argtypes = [p, p, p, p, p, p, p, i64, i64, i64, i64, real, real, real, real, i32, i32, i32]
         bwd.restype = None
         fstep = getattr(lib, f"lif_forward_step_{suffix}")
         fstep.argtypes = [p, p, p, p, p, p, p, i64, i64, i64, i64, real, real, i32]
         fstep.restype = None
         bstep = getattr(lib, f"lif_backward_step_{suffix}")
-        bstep.argtypes = [p, p, p, p, p, p, p, p, p, i64, i64, i64, i64, real, real, real, real, i32, i32, i32]
+        bstep.argtypes = [p, p, p, p, p, p, p, p, p, p, i64, i64, i64, i64, real, real, real, real, i32, i32, i32]
         bstep.restype = None
 
 
@@ -342,10 +358,17 @@ def library() -> ctypes.CDLL | None:
 _MIN_WORK_PER_THREAD = 1 << 21
 
 
-# RC layers at least this wide get their recurrent product from BLAS, one
-# torch.mm per step (~10 us of call overhead per step buys a GEMM instead of
-# the C axpy loops; measured break-even is around N = 32..64 on AVX-512).
+# Backward of RC layers at least this wide: dL/dS = dL/dI[t+1] @ W^T from
+# BLAS, one torch.mm per step (~10 us of call overhead per step buys a GEMM
+# instead of the C axpy loops; the grads are dense, break-even is around
+# N = 32..64 on AVX-512; at B=64, T=500, N=256: 70 ms vs 132 ms).
 RC_BLAS_MIN_N = 64
+# Forward of RC layers: S[t-1] @ W from BLAS only at least this wide (None:
+# never). The C loop adds the rows of the neurons that fired, so its cost
+# scales with the firing rate while the GEMM's does not; at the rates SNNs run
+# at (measured 13 % and 22 %, N = 64..512, B = 16..64) it is 1x-5x faster than
+# a torch.mm per step (B=64, T=500, N=256, 13 %: 46 ms vs 134 ms).
+RC_FORWARD_BLAS_MIN_N: int | None = None
 
 
 def _run_split(fn, batch: int, work: int, args_before: tuple, args_after: tuple) -> None:
@@ -380,7 +403,7 @@ def forward(lib, current, beta, recurrent, threshold, syn_decay):
     membranes = torch.empty_like(current)
     filtered = syn_decay is not None
     scalars = (float(threshold), float(syn_decay or 0.0), int(filtered))
-    if recurrent is not None and n >= RC_BLAS_MIN_N:
+    if recurrent is not None and RC_FORWARD_BLAS_MIN_N is not None and n >= RC_FORWARD_BLAS_MIN_N:
         # Wide RC layer: S[t-1] @ W for the whole batch is a BLAS call per step
         # (the same torch.mm the reference makes); C does the neuron update.
         step = getattr(lib, f"lif_forward_step_{_suffix(current.dtype)}")
@@ -402,18 +425,30 @@ def forward(lib, current, beta, recurrent, threshold, syn_decay):
     return spikes, membranes
 
 
+def _grad_strides(*grads) -> ctypes.Array:
+    strides = []
+    for grad in grads:
+        strides += [0, 0, 0] if grad is None else list(grad.stride())
+    return (ctypes.c_int64 * len(strides))(*strides)
+
+
 def backward(lib, grad_spikes, grad_membranes, membranes, beta, recurrent_t, threshold, syn_decay, kind, value, detach_reset):
-    """Gradient w.r.t. the current; ``recurrent_t`` is ``W.T`` contiguous or ``None``."""
+    """Gradient w.r.t. the current; ``recurrent_t`` is ``W.T`` contiguous or ``None``.
+
+    The output grads may have any strides (an expanded grad from ``.sum()`` is
+    read in place, not copied); ``membranes`` and ``beta`` must be contiguous.
+    """
     batch, steps, n = membranes.shape
     grad_current = torch.empty_like(membranes)
     half_pi_value = 1.5707963267948966 * value  # computed in double, as the reference does
     scalars = (float(threshold), float(syn_decay or 0.0), float(value), half_pi_value, int(syn_decay is not None), kind, int(detach_reset))
-    grads = (_ptr(grad_spikes), _ptr(grad_membranes), _ptr(membranes), _ptr(beta))
+    strides = _grad_strides(grad_spikes, grad_membranes)  # alive until the C calls return
+    grads = (_ptr(grad_spikes), _ptr(grad_membranes), ctypes.addressof(strides), _ptr(membranes), _ptr(beta))
     if recurrent_t is not None and n >= RC_BLAS_MIN_N:
         step = getattr(lib, f"lif_backward_step_{_suffix(membranes.dtype)}")
         state = membranes.new_zeros(2, batch, n)  # dL/dU, dL/dJ
         grad_s = membranes.new_empty(batch, n)
-        scratch = membranes.new_zeros(2 * n)  # surrogate row + a zero row
+        scratch = membranes.new_zeros(4 * n)  # surrogate row, a zero row, two gathered grad rows
         for t in range(steps - 1, -1, -1):
             if t < steps - 1:
                 torch.mm(grad_current[:, t + 1], recurrent_t, out=grad_s)

@@ -45,7 +45,7 @@ def beta_grad(grad_current: Tensor, membranes: Tensor, threshold: float, syn_dec
     return (grad_v[:, 1:] * after_reset[:, :-1]).sum(dim=(0, 1))
 
 
-def define_scan_ops(name: str, forward_impl: Callable, backward_impl: Callable):
+def define_scan_ops(name: str, forward_impl: Callable, backward_impl: Callable, contiguous_grads: bool = True):
     """Register ``nwave::<name>`` and its backward op; return the forward op.
 
     Args:
@@ -55,7 +55,11 @@ def define_scan_ops(name: str, forward_impl: Callable, backward_impl: Callable):
         backward_impl: ``(grad_spikes, grad_membranes, membranes, beta, recurrent, threshold,
             syn_decay, kind_code, value, detach_reset) -> grad_current``; either output grad
             may be ``None`` (that output does not reach the loss), not both.
+        contiguous_grads: Hand the output grads to ``backward_impl`` contiguous; ``False``
+            passes them as autograd made them (e.g. stride-0 expanded from ``.sum()``)
+            for an implementation that reads strided grads itself.
     """
+    prepare_grad = _contiguous if contiguous_grads else (lambda tensor: tensor)
 
     def scan(
         current: Tensor,
@@ -84,8 +88,8 @@ def define_scan_ops(name: str, forward_impl: Callable, backward_impl: Callable):
         detach_reset: bool,
     ) -> Tensor:
         return backward_impl(
-            _contiguous(grad_spikes),
-            _contiguous(grad_membranes),
+            prepare_grad(grad_spikes),
+            prepare_grad(grad_membranes),
             membranes.contiguous(),
             beta.contiguous(),
             _contiguous(recurrent),

@@ -116,6 +116,8 @@ def _forward(current, beta, recurrent, threshold, syn_decay):
 
 def _backward(grad_spikes, grad_membranes, membranes, beta, recurrent, threshold, syn_decay, kind, value, detach_reset):
     _check_cpu(membranes)
+    # Strided grads are read in place; only a foreign dtype is converted.
+    grad_spikes, grad_membranes = (g if g is None or g.dtype == membranes.dtype else g.to(membranes.dtype) for g in (grad_spikes, grad_membranes))
     if cpu_impl(membranes.dtype) == "native":
         recurrent_t = None if recurrent is None else recurrent.T.contiguous()
         return _cpu_native.backward(
@@ -130,4 +132,5 @@ def _check_cpu(tensor: torch.Tensor) -> None:
         raise ValueError(f"backend='cpu' got a tensor on {tensor.device}; use backend='auto' to pick the kernel by device.")
 
 
-lif_scan_cpu = define_scan_ops("lif_scan_cpu", _forward, _backward)
+# Both CPU implementations read strided output grads in place (no copy).
+lif_scan_cpu = define_scan_ops("lif_scan_cpu", _forward, _backward, contiguous_grads=False)

@@ -16,6 +16,10 @@ slope every epoch does not recompile anything.
 
 Triton reads ``TRITON_INTERPRET`` when this module decorates the kernels, so
 the interpreter (CPU tensors) must be switched on before its first import.
+The kernels call only Triton builtins (``tl.full``, not the ``@jit`` helpers
+``tl.zeros``/``tl.cdiv``): those helpers are decorated when ``triton.language``
+is first imported — often by torch or Lightning, before the variable is set —
+and a non-interpreted helper cannot run inside an interpreted kernel.
 """
 
 import triton
@@ -47,15 +51,15 @@ def ff_forward_kernel(
 ):
     # 1-D grid (the y dimension would cap the batch at 65535): programs walk
     # the neuron blocks of one batch row, then the next row.
-    blocks = tl.cdiv(N, BLOCK_N)
+    blocks = (N + BLOCK_N - 1) // BLOCK_N
     pid_b = tl.program_id(0) // blocks
     pid_n = tl.program_id(0) % blocks
     cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask = cols < N
     beta = tl.load(BETA + cols, mask=mask, other=0.0).to(ACC)
     row = pid_b.to(tl.int64) * T * N + cols
-    u = tl.zeros([BLOCK_N], ACC)
-    j = tl.zeros([BLOCK_N], ACC)
+    u = tl.full([BLOCK_N], 0.0, ACC)
+    j = tl.full([BLOCK_N], 0.0, ACC)
     # One step of prefetch: the load of I[t+1] does not depend on the state,
     # so it is issued before step t's arithmetic and hides part of its latency.
     nxt = tl.load(I + row, mask=mask, other=0.0)
@@ -81,15 +85,15 @@ def ff_backward_kernel(
 ):
     # 1-D grid (the y dimension would cap the batch at 65535): programs walk
     # the neuron blocks of one batch row, then the next row.
-    blocks = tl.cdiv(N, BLOCK_N)
+    blocks = (N + BLOCK_N - 1) // BLOCK_N
     pid_b = tl.program_id(0) // blocks
     pid_n = tl.program_id(0) % blocks
     cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask = cols < N
     beta = tl.load(BETA + cols, mask=mask, other=0.0).to(ACC)
     row = pid_b.to(tl.int64) * T * N + cols
-    grad_u = tl.zeros([BLOCK_N], ACC)  # dL/dU[t]
-    grad_j = tl.zeros([BLOCK_N], ACC)  # dL/dJ[t] (filtered synapse)
+    grad_u = tl.full([BLOCK_N], 0.0, ACC)  # dL/dU[t]
+    grad_j = tl.full([BLOCK_N], 0.0, ACC)  # dL/dJ[t] (filtered synapse)
     last = row + (T - 1) * N
     v_n = tl.load(V + last, mask=mask, other=0.0)
     # HAS_GS / HAS_GV = False: that output is not in the loss; skip its reads.
@@ -100,10 +104,10 @@ def ff_backward_kernel(
     for i in range(T):
         t = T - 1 - i
         v = v_n.to(ACC)
-        grad_s = tl.zeros([BLOCK_N], ACC)
+        grad_s = tl.full([BLOCK_N], 0.0, ACC)
         if HAS_GS:
             grad_s = gs_n.to(ACC)
-        grad_m = tl.zeros([BLOCK_N], ACC)
+        grad_m = tl.full([BLOCK_N], 0.0, ACC)
         if HAS_GV:
             grad_m = gv_n.to(ACC)
         prev = row + (t - 1) * N
@@ -141,9 +145,9 @@ def rc_forward_onchip_kernel(
     w = tl.load(W + cols[:, None] * N + cols[None, :], mask=cmask[:, None] & cmask[None, :], other=0.0).to(ACC)
     beta = tl.load(BETA + cols, mask=cmask, other=0.0).to(ACC)[None, :]
     base = rows[:, None].to(tl.int64) * T * N + cols[None, :]
-    u = tl.zeros([BLOCK_B, N_PAD], ACC)
-    j = tl.zeros([BLOCK_B, N_PAD], ACC)
-    s = tl.zeros([BLOCK_B, N_PAD], ACC)
+    u = tl.full([BLOCK_B, N_PAD], 0.0, ACC)
+    j = tl.full([BLOCK_B, N_PAD], 0.0, ACC)
+    s = tl.full([BLOCK_B, N_PAD], 0.0, ACC)
     for t in range(T):
         drive = tl.load(I + base + t * N, mask=mask, other=0.0).to(ACC)
         drive = drive + tl.dot(s, w, input_precision=DOT_PRECISION, out_dtype=ACC)
@@ -172,13 +176,13 @@ def rc_backward_onchip_kernel(
     wt = tl.load(WT + cols[:, None] * N + cols[None, :], mask=cmask[:, None] & cmask[None, :], other=0.0).to(ACC)
     beta = tl.load(BETA + cols, mask=cmask, other=0.0).to(ACC)[None, :]
     base = rows[:, None].to(tl.int64) * T * N + cols[None, :]
-    grad_u = tl.zeros([BLOCK_B, N_PAD], ACC)
-    grad_j = tl.zeros([BLOCK_B, N_PAD], ACC)
-    grad_next = tl.zeros([BLOCK_B, N_PAD], ACC)  # dL/dI[t+1], fed back through W^T
+    grad_u = tl.full([BLOCK_B, N_PAD], 0.0, ACC)
+    grad_j = tl.full([BLOCK_B, N_PAD], 0.0, ACC)
+    grad_next = tl.full([BLOCK_B, N_PAD], 0.0, ACC)  # dL/dI[t+1], fed back through W^T
     for i in range(T):
         t = T - 1 - i
         v = tl.load(V + base + t * N, mask=mask, other=0.0).to(ACC)
-        grad_s = tl.zeros([BLOCK_B, N_PAD], ACC)
+        grad_s = tl.full([BLOCK_B, N_PAD], 0.0, ACC)
         if HAS_GS:
             grad_s = tl.load(GS + base + t * N, mask=mask, other=0.0).to(ACC)
         grad_s = grad_s + tl.dot(grad_next, wt, input_precision=DOT_PRECISION, out_dtype=ACC)
@@ -224,7 +228,7 @@ def rc_forward_tiled_kernel(
             cols = n0 + tl.arange(0, BLOCK_N)
             cmask = cols < N
             mask = rmask & cmask[None, :]
-            acc = tl.zeros([BLOCK_B, BLOCK_N], ACC)
+            acc = tl.full([BLOCK_B, BLOCK_N], 0.0, ACC)
             for k0 in range(0, N, BLOCK_K):
                 ks = k0 + tl.arange(0, BLOCK_K)
                 kmask = ks < N
@@ -266,7 +270,7 @@ def rc_backward_tiled_kernel(
             cols = n0 + tl.arange(0, BLOCK_N)
             cmask = cols < N
             mask = rmask & cmask[None, :]
-            acc = tl.zeros([BLOCK_B, BLOCK_N], ACC)
+            acc = tl.full([BLOCK_B, BLOCK_N], 0.0, ACC)
             for m0 in range(0, N, BLOCK_K):
                 ms = m0 + tl.arange(0, BLOCK_K)
                 mmask = ms < N

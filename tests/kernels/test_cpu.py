@@ -5,6 +5,7 @@ import warnings
 
 import pytest
 import torch
+from torch._dynamo.testing import CompileCounterWithBackend
 
 from nwave_lightning.kernels import _cpu_native, cpu, lif_sequence
 from nwave_lightning.surrogate import fast_sigmoid
@@ -64,12 +65,14 @@ def test_feed_forward_forward_is_bit_identical_to_reference(chip):
         assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
 
 
-@pytest.mark.parametrize("blas_min_n", [1, 10**9], ids=["blas-per-step", "c-loops"])
+@pytest.mark.parametrize("forward_blas_min_n", [1, None], ids=["fwd-blas", "fwd-c"])
+@pytest.mark.parametrize("blas_min_n", [1, 10**9], ids=["bwd-blas", "bwd-c"])
 @pytest.mark.parametrize("chip", ["H1v1", "H1v2"])
 @pytest.mark.parametrize("detach_reset", [False, True])
-def test_both_recurrent_native_paths(monkeypatch, blas_min_n, chip, detach_reset):
+def test_both_recurrent_native_paths(monkeypatch, forward_blas_min_n, blas_min_n, chip, detach_reset):
     if _cpu_native.library() is None:
         pytest.skip("no C compiler")
+    monkeypatch.setattr(_cpu_native, "RC_FORWARD_BLAS_MIN_N", forward_blas_min_n)
     monkeypatch.setattr(_cpu_native, "RC_BLAS_MIN_N", blas_min_n)
     monkeypatch.setenv("NWAVE_CPU_IMPL", "native")
     compare("cpu", (3, 9, 20), "RC", chip, "sigmoid", detach_reset)
@@ -77,7 +80,7 @@ def test_both_recurrent_native_paths(monkeypatch, blas_min_n, chip, detach_reset
 
 def test_wide_recurrent_forward_is_bit_identical_to_reference(monkeypatch):
     # The per-step BLAS path makes the very torch.mm calls the reference makes.
-    monkeypatch.setattr(_cpu_native, "RC_BLAS_MIN_N", 1)
+    monkeypatch.setattr(_cpu_native, "RC_FORWARD_BLAS_MIN_N", 1)
     current, beta, w, _ = make_inputs(3, 30, 24, recurrent=True)
     for syn in (None, 0.8):
         expected = lif_sequence(current, beta, 1.0, fast_sigmoid(), w, syn, backend="reference")
@@ -115,22 +118,33 @@ def test_opcheck():
         torch.library.opcheck(cpu.lif_scan_cpu, args)
 
 
-def test_torch_compile_fullgraph_matches_eager():
+@pytest.mark.parametrize("topology, syn_decay", [("FF", None), ("RC", 0.8)])
+def test_torch_compile_fullgraph_matches_reference(topology, syn_decay):
+    # One graph with the custom op in it (no break, no traced time loop), and
+    # the same loss and weight grads as the reference.
     x = torch.rand(2, 6, 4)
-    w = torch.rand(4, 5, requires_grad=True)
+    w_in = torch.rand(4, 5)
+    rec = (torch.rand(5, 5) - 0.5) * 0.5 if topology == "RC" else None
     beta = torch.full((5,), 0.9)
 
-    def loss(x, w):
-        spikes, membranes = lif_sequence(x @ w, beta, 1.0, fast_sigmoid(), None, None, False, backend="cpu")
+    def loss(w_in, rec, backend):
+        spikes, membranes = lif_sequence(x @ w_in, beta, 1.0, fast_sigmoid(), rec, syn_decay, False, backend=backend)
         return spikes.sum() + membranes.pow(2).sum()
 
-    compiled = torch.compile(loss, fullgraph=True)
-    eager_loss = loss(x, w)
-    (eager_grad,) = torch.autograd.grad(eager_loss, w)
-    compiled_loss = compiled(x, w)
-    (compiled_grad,) = torch.autograd.grad(compiled_loss, w)
-    torch.testing.assert_close(compiled_loss, eager_loss)
-    torch.testing.assert_close(compiled_grad, eager_grad)
+    leaves = lambda: [t.clone().requires_grad_(True) if t is not None else None for t in (w_in, rec)]
+    ref_leaves, got_leaves = leaves(), leaves()
+    counter = CompileCounterWithBackend("inductor")
+    compiled = torch.compile(loss, fullgraph=True, backend=counter)
+    ref_loss = loss(*ref_leaves, "reference")
+    got_loss = compiled(*got_leaves, "cpu")
+    assert counter.frame_count == 1
+    assert "nwave.lif_scan_cpu" in counter.graphs[0].code
+    wanted = [t for t in ref_leaves if t is not None]
+    ref_grads = torch.autograd.grad(ref_loss, wanted)
+    got_grads = torch.autograd.grad(got_loss, [t for t in got_leaves if t is not None])
+    torch.testing.assert_close(got_loss, ref_loss)
+    for got, ref in zip(got_grads, ref_grads):
+        torch.testing.assert_close(got, ref)
 
 
 def test_batch_split_over_threads_gives_the_same_numbers(monkeypatch):
@@ -204,3 +218,34 @@ def test_backward_accepts_expanded_and_non_contiguous_grads():
     s, m = lif_sequence(ref_leaf, beta, 1.0, fast_sigmoid(), backend="reference")
     (s.sum() + m.sum()).backward()
     torch.testing.assert_close(leaf.grad, ref_leaf.grad)
+
+
+def _strided_grad_losses():
+    # Each loss hands the op output grads with unusual strides: expanded along
+    # neurons (stride 0), transposed (neuron stride != 1), expanded everywhere.
+    h = torch.linspace(-1.0, 1.0, 6)
+    g = torch.randn(3, 7, 6, generator=torch.Generator().manual_seed(1))  # (B, N, T): contiguous after transposing s
+    return {
+        "expanded-neurons": lambda s, m: (s.sum(-1) * h).sum() + (m.sum(-1) ** 2).sum(),
+        "transposed": lambda s, m: (s.transpose(1, 2).contiguous() * g).sum() + (m.transpose(1, 2).contiguous() * g).pow(2).sum(),
+        "expanded-all": lambda s, m: s.sum() + m.sum(),
+    }
+
+
+@pytest.mark.parametrize("loss_name", sorted(_strided_grad_losses()))
+@pytest.mark.parametrize("topology", ["FF", "RC"])
+def test_strided_output_grads_match_reference(impl, monkeypatch, loss_name, topology):
+    # Strided grads are read in place by the C loops (no contiguous copy).
+    if topology == "RC":
+        monkeypatch.setattr(_cpu_native, "RC_BLAS_MIN_N", 1)  # the per-step BLAS path too
+        monkeypatch.setattr(_cpu_native, "RC_FORWARD_BLAS_MIN_N", 1)
+    loss = _strided_grad_losses()[loss_name]
+    current, beta, w, _ = make_inputs(3, 6, 7, recurrent=topology == "RC")
+    results = []
+    for backend in ("reference", "cpu"):
+        leaves = [t.clone().requires_grad_(True) for t in (current, beta) + ((w,) if w is not None else ())]
+        spikes, membranes = lif_sequence(leaves[0], leaves[1], 1.0, fast_sigmoid(5.0), leaves[2] if w is not None else None,
+                                         0.8, False, backend=backend)
+        results.append(torch.autograd.grad(loss(spikes, membranes), leaves))
+    for got, expected in zip(results[1], results[0]):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)

@@ -8,6 +8,7 @@ import torch
 
 from nwave_lightning import kernels
 from nwave_lightning.kernels import BACKENDS, lif_sequence, resolve_backend
+from nwave_lightning.layers import H1v1Layer, H1v2Layer
 from nwave_lightning.surrogate import SurrogateSpike, fast_sigmoid
 
 from ._compare import make_inputs
@@ -105,3 +106,63 @@ def test_docstring_examples(name):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0
     assert result.attempted > 0
+
+
+def test_environment_forces_the_reference_through_lif_sequence(monkeypatch):
+    # Not just the name: the per-step reference graph really runs, even when
+    # the caller asked for the CPU kernel explicitly.
+    current, beta, w, _ = make_inputs(2, 4, 3, recurrent=True)
+    current.requires_grad_(True)
+    monkeypatch.setenv("NWAVE_BACKEND", "reference")
+    for backend in ("auto", "cpu"):
+        spikes, _ = lif_sequence(current, beta, 1.0, fast_sigmoid(), w, backend=backend)
+        assert spikes.grad_fn.name() == "StackBackward0"
+    monkeypatch.setenv("NWAVE_BACKEND", "cpu")
+    spikes, _ = lif_sequence(current, beta, 1.0, fast_sigmoid(), w, backend="reference")
+    assert "nwave_lif_scan_cpu" in spikes.grad_fn.name()
+
+
+def _layer_run(layer_cls, topology, backend, seed=0):
+    torch.manual_seed(seed)
+    layer = layer_cls(6, 20e-3, 1e-3, layer_topology=topology, backend=backend)
+    current = (torch.rand(3, 12, 6) * 0.9).requires_grad_(True)
+    spikes, membranes = layer(current)
+    grads = torch.autograd.grad((spikes * torch.linspace(-1, 1, 6)).sum() + membranes.sum(), [current, *layer.parameters()])
+    return spikes, membranes, grads
+
+
+@pytest.mark.parametrize("layer_cls", [H1v1Layer, H1v2Layer], ids=["H1v1", "H1v2"])
+@pytest.mark.parametrize("topology", ["FF", "RC"])
+def test_layers_dispatch_to_the_cpu_kernel_and_match_the_reference(monkeypatch, layer_cls, topology):
+    monkeypatch.delenv("NWAVE_BACKEND", raising=False)
+    torch.manual_seed(0)
+    layer = layer_cls(6, 20e-3, 1e-3, layer_topology=topology)
+    spikes, _ = layer(torch.rand(2, 3, 6).requires_grad_(True))
+    assert "nwave_lif_scan_cpu" in spikes.grad_fn.name()
+    got = _layer_run(layer_cls, topology, "auto")
+    expected = _layer_run(layer_cls, topology, "reference")
+    assert expected[0].any(), "no spikes: the reset is not exercised"
+    assert torch.equal(got[0], expected[0])
+    torch.testing.assert_close(got[1], expected[1], rtol=1e-5, atol=1e-5)
+    assert len(got[2]) == len(expected[2]) == (2 if topology == "RC" else 1)  # current (+ recurrent_weights)
+    for g, e in zip(got[2], expected[2]):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("layer_cls", [H1v1Layer, H1v2Layer], ids=["H1v1", "H1v2"])
+def test_environment_forces_the_reference_in_the_layers(monkeypatch, layer_cls):
+    torch.manual_seed(0)
+    layer = layer_cls(5, 20e-3, 1e-3, layer_topology="RC")
+    current = torch.rand(2, 4, 5).requires_grad_(True)
+    monkeypatch.setenv("NWAVE_BACKEND", "reference")
+    spikes, _ = layer(current)
+    assert spikes.grad_fn.name() == "StackBackward0"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("topology", ["FF", "RC"])
+def test_layers_dispatch_to_triton_on_cuda(cuda, monkeypatch, topology):
+    monkeypatch.delenv("NWAVE_BACKEND", raising=False)
+    layer = H1v2Layer(6, 20e-3, 1e-3, layer_topology=topology).to(cuda)
+    spikes, _ = layer(torch.rand(2, 3, 6, device=cuda).requires_grad_(True))
+    assert "nwave_lif_scan_triton" in spikes.grad_fn.name()

@@ -1,7 +1,12 @@
 """Triton kernels against the reference: under the interpreter on CPU (CI), compiled on CUDA (``gpu``)."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
+from torch._dynamo.testing import CompileCounterWithBackend
 
 from nwave_lightning.kernels import lif_sequence
 from nwave_lightning.surrogate import fast_sigmoid
@@ -100,6 +105,39 @@ def test_cpu_tensors_without_the_interpreter_are_refused(monkeypatch):
         lif_sequence(current, beta, 1.0, fast_sigmoid(), backend="triton")
 
 
+_LATE_INTERPRETER_SCRIPT = """
+import os, sys
+import lightning, triton.language  # what a user's script (or an earlier test) imports first
+os.environ["TRITON_INTERPRET"] = "1"
+import torch
+from nwave_lightning.kernels import lif_sequence, triton_ops
+from nwave_lightning.surrogate import atan
+assert triton_ops.interpreted()
+torch.manual_seed(0)
+current = torch.randn(2, 4, 5)
+beta = torch.full((5,), 0.8)
+recurrent = 0.3 * torch.randn(5, 5)
+for w in (None, recurrent):
+    got = lif_sequence(current, beta, 1.0, atan(), recurrent=w, backend="triton")
+    ref = lif_sequence(current, beta, 1.0, atan(), recurrent=w, backend="reference")
+    torch.testing.assert_close(got, ref)
+print("ok")
+"""
+
+
+def test_interpreter_switched_on_after_triton_language_was_imported(tmp_path):
+    # CI regression: Lightning imports triton.language (and its @jit helpers) before a
+    # test or script sets TRITON_INTERPRET=1; the interpreted kernels must still run.
+    pytest.importorskip("triton")
+    script = tmp_path / "late_interpreter.py"
+    script.write_text(_LATE_INTERPRETER_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")
+
+
 def test_block_sizes_keep_every_sm_busy():
     pytest.importorskip("triton")
     from nwave_lightning.kernels.triton_ops import block_sizes_ff
@@ -142,3 +180,30 @@ def test_gpu_surrogate_value_is_not_a_compile_constant(cuda):
     before = count()
     run("triton", current, beta, None, grads, fast_sigmoid(10.0))
     assert count() == before
+
+
+@pytest.mark.parametrize("topology", ["FF", "RC"])
+def test_torch_compile_fullgraph_matches_reference(interpreter, topology):
+    # The custom op is opaque to Dynamo: one graph, no break, no traced time loop;
+    # its fake kernels give the shapes, autograd goes through the backward op.
+    current, beta, w, grads = make_inputs(2, 5, 6, recurrent=topology == "RC")
+    x = torch.rand(2, 5, 4)
+    w_in = torch.rand(4, 6) * 0.4
+
+    def loss(w_in, w, backend):
+        spikes, membranes = lif_sequence(x @ w_in, beta, 1.0, fast_sigmoid(5.0), w, 0.8, False, backend=backend)
+        return (spikes * grads[0]).sum() + (membranes * grads[1]).sum()
+
+    leaves = lambda: [t.clone().requires_grad_(True) for t in (w_in, w) if t is not None]
+    ref_leaves, got_leaves = leaves(), leaves()
+    ref_loss = loss(*ref_leaves, *([None] if w is None else []), "reference")
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(loss, fullgraph=True, backend=counter)
+    got_loss = compiled(*got_leaves, *([None] if w is None else []), "triton")
+    assert counter.frame_count == 1
+    assert "nwave.lif_scan_triton" in counter.graphs[0].code
+    ref_grads = torch.autograd.grad(ref_loss, ref_leaves)
+    got_grads = torch.autograd.grad(got_loss, got_leaves)
+    torch.testing.assert_close(got_loss, ref_loss, rtol=1e-5, atol=1e-5)
+    for got, ref in zip(got_grads, ref_grads):
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
