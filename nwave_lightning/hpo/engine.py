@@ -7,6 +7,15 @@ assembles ``Tuner`` / ``TuneConfig`` / ``RunConfig`` (failures retried
 interrupted experiment with ``Tuner.restore`` and logs every failed trial with its
 error. Ray's own TensorBoard logger is left out: each trial writes its Lightning
 TensorBoard events in ``<storage>/<experiment>/trial_<id>/tensorboard``.
+
+Example:
+    >>> settings = ExperimentSettings(metric="val_acc", mode="max", experiment_name="demo", storage_path="/tmp/runs")
+    >>> experiment_path(settings), settings.resources
+    ('/tmp/runs/demo', {'cpu': 1.0, 'gpu': 0.0})
+    >>> ExperimentSettings(metric="val_acc", mode="best", experiment_name="demo")
+    Traceback (most recent call last):
+    ...
+    ValueError: mode='best' must be 'min' or 'max'
 """
 
 from __future__ import annotations
@@ -96,6 +105,15 @@ def _trial_resources(settings: ExperimentSettings) -> dict[str, float]:
         # The trial only drives a Ray Train run; its workers request the resources.
         return dict(DRIVER_RESOURCES)
     return {"cpu": cpu, "gpu": gpu}
+
+
+def _distributed_callbacks(settings: ExperimentSettings) -> list:
+    """Multi-worker trials reserve Ray Train placement groups that a stopped trial leaves behind."""
+    if settings.num_workers <= 1:
+        return []
+    from .distributed import ReleaseTrainResources
+
+    return [ReleaseTrainResources()]
 
 
 def _check_cluster_has(settings: ExperimentSettings, cluster: Mapping[str, float]) -> None:
@@ -217,7 +235,7 @@ def run_experiment(
         failure_config=tune.FailureConfig(max_failures=int(settings.max_failures)),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         sync_config=tune.SyncConfig(sync_artifacts=remote),
-        callbacks=[CSVLoggerCallback(), JsonLoggerCallback(), *(callbacks or [])],
+        callbacks=[CSVLoggerCallback(), JsonLoggerCallback(), *_distributed_callbacks(settings), *(callbacks or [])],
         verbose=settings.verbose,
     )
     trainable = tune.with_resources(trainable, resources)

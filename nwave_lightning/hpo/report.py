@@ -170,7 +170,7 @@ def plot_metric_vs_params(table: pd.DataFrame, metric: str, path: str, params: S
         axes.flat[0].text(0.5, 0.5, "no tuned hyper-parameters", ha="center", va="center")
     fig.suptitle(f"{metric} vs tuned hyper-parameters ({len(table)} trials)")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (3.2 * rows)))
-    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
     plt.close(fig)
     return path
 
@@ -211,7 +211,7 @@ def plot_parallel_coordinates(table: pd.DataFrame, metric: str, path: str, param
     fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=metric)
     ax.set_title(f"Parallel coordinates ({len(table)} trials)")
     fig.tight_layout()
-    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
     plt.close(fig)
     return path
 

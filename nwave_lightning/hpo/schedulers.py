@@ -8,7 +8,7 @@ name       Ray Tune class                               useful keys
 ========== ============================================ =========================
 asha       ``AsyncHyperBandScheduler`` (the default)    grace_period, reduction_factor, max_t, brackets
 hyperband  ``HyperBandScheduler`` (pauses trials)       reduction_factor, max_t
-median     ``MedianStoppingRule``                       grace_period, min_samples_required
+median     ``MedianStoppingRule`` (never pauses)        grace_period, min_samples_required, min_time_slice
 fifo/none  ``FIFOScheduler`` (every trial runs to end)  --
 ========== ============================================ =========================
 
@@ -91,6 +91,13 @@ def build_tune_scheduler(config: str | Mapping[str, Any] | None, *, max_t: float
     if name == "median":
         # Ray's default grace period is 60 s of time_total_s; in epochs one is enough.
         cfg.setdefault("grace_period", 1)
+        # Ray's default (min_time_slice=0) pauses a trial after *every* epoch while fewer than
+        # min_samples_required trials have got that far and others wait for a slot (always so
+        # with max_concurrent_trials < num_samples): each pause restarts the trial process from
+        # its checkpoint, and a train_fn that does not resume from ctx.checkpoint never finishes
+        # (it starts over at epoch 1 after every pause). Trials here never yield; the rule
+        # only stops them.
+        cfg.setdefault("min_time_slice", float("inf"))
     classes = {"asha": AsyncHyperBandScheduler, "hyperband": HyperBandScheduler, "median": MedianStoppingRule}
     if name not in classes:
         raise ValueError(

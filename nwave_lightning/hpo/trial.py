@@ -17,6 +17,13 @@ losses, metrics, optimizer, scheduler, callbacks, config) and must call
 ``ctx.report(metrics, checkpoint_dir=...)`` once per epoch; put ``best_model.pt``
 (``{"epoch", "best_selected_metric", "state_dict"}``) in ``checkpoint_dir`` for the
 seed's restore snippet to work.
+
+Example:
+    >>> import torch
+    >>> loss = NamedLoss("main", lambda spk_out, y: {"mse": ((spk_out - 1.0) ** 2).mean()})
+    >>> out = loss(spk_out=torch.zeros(2, 3, 4), y=None)   # logged as train/main/mse, train/main/total, train/total
+    >>> sorted(out.components), float(out.total)
+    (['main/mse', 'main/total', 'total'], 1.0)
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ __all__ = ["TrialContext", "TrialSpec", "fit_lightning", "run_trial", "train_one
 
 #: Folder (inside the trial folder) holding the trial's TensorBoard events.
 TENSORBOARD_DIR = "tensorboard"
+# The scratch folder Ray started this trial in (artifacts there sync to remote storage).
+_RAY_WORKING_DIR: str | None = None
 
 
 def trial_dirname(trial) -> str:
@@ -64,6 +73,7 @@ class TrialSpec:
     num_workers: int = 1
     use_gpu: bool = False
     resources_per_worker: dict = field(default_factory=dict)
+    launch_dir: str | None = None
 
 
 @dataclass
@@ -122,13 +132,26 @@ class TrialContext:
         (self.report_fn or ray.tune.report)(dict(metrics), checkpoint=checkpoint)
 
 
+def enter_launch_dir(spec) -> None:
+    """Run the trial from the folder ``run()`` was called in, so relative paths mean the same.
+
+    (Ray starts trials in a scratch folder of their own; on a node without that folder
+    the trial stays there.)
+    """
+    global _RAY_WORKING_DIR
+    _RAY_WORKING_DIR = os.getcwd()
+    launch_dir = getattr(spec, "launch_dir", None)
+    if launch_dir and os.path.isdir(launch_dir):
+        os.chdir(launch_dir)
+
+
 def current_trial_dir(spec: TrialSpec) -> str:
     """The running Tune trial's folder in the experiment (shared storage), else Ray's working dir."""
     if spec.experiment_dir and os.path.isdir(spec.experiment_dir):
         path = os.path.join(spec.experiment_dir, f"trial_{ray.tune.get_context().get_trial_id()}")
         os.makedirs(path, exist_ok=True)
         return path
-    return os.getcwd()  # synced to storage by SyncConfig(sync_artifacts=True)
+    return _RAY_WORKING_DIR or os.getcwd()  # synced to storage by SyncConfig(sync_artifacts=True)
 
 
 def _split_data(data: Any) -> tuple[Any, Any, Any]:
@@ -376,6 +399,7 @@ def train_one_trial(ctx: TrialContext) -> pl.Trainer:
 
 def run_trial(config: dict, spec: TrialSpec, dataset_path: str | None = None) -> None:
     """The Ray Tune function trainable behind every ``HPOWrapper`` trial."""
+    enter_launch_dir(spec)
     if spec.num_workers > 1:
         from .distributed import run_distributed_trial
 

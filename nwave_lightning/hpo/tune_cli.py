@@ -97,6 +97,7 @@ class CliTrialSpec:
     num_workers: int = 1
     resources_per_worker: dict = None
     use_gpu: bool = False
+    launch_dir: Optional[str] = None
 
 
 def build_fit_cli(config: dict):
@@ -152,8 +153,9 @@ def run_cli_trial(config: dict, spec: CliTrialSpec) -> None:
 
     import ray.tune
 
-    from .trial import current_trial_dir
+    from .trial import current_trial_dir, enter_launch_dir
 
+    enter_launch_dir(spec)
     if spec.num_workers > 1:
         from .distributed import run_distributed_trial
 
@@ -251,6 +253,7 @@ def tune(
         num_workers=int(workers),
         resources_per_worker=dict(settings.resources),
         use_gpu=float(gpu) > 0,
+        launch_dir=os.getcwd(),
     )
     # Fail before launching on paths that do not exist in the config (one build from sampled values).
     try:

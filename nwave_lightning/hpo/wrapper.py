@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -236,6 +237,7 @@ class HPOWrapper:
             num_workers=self.settings.num_workers,
             use_gpu=float(self.settings.resources.get("gpu", 0)) > 0,
             resources_per_worker=dict(self.settings.resources),
+            launch_dir=os.getcwd(),
         )
 
     def preflight(self) -> list[str]:

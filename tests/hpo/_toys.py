@@ -57,6 +57,8 @@ def toy_tensors(n, seed):
 
 
 def build_toy_data(dataset_path, data_cfg):
+    if dataset_path is not None and not os.path.isdir(dataset_path):  # relative paths: from the launch folder
+        raise FileNotFoundError(f"dataset_path {dataset_path!r} not found from {os.getcwd()!r}")
     batch = int(data_cfg.get("batch_size", 8))
     train = DataLoader(TensorDataset(*toy_tensors(32, 0)), batch_size=batch, shuffle=True)
     val = DataLoader(TensorDataset(*toy_tensors(16, 1)), batch_size=batch)

@@ -1,6 +1,7 @@
 """Trials on several workers: Ray Train's TorchTrainer + RayDDPStrategy inside a Tune trial (CPU, 2 workers)."""
 
 import os
+import time
 
 import pytest
 import torch
@@ -37,3 +38,40 @@ def test_two_worker_ddp_trial(ray_local, tmp_path):
     assert payload["best_selected_metric"] == pytest.approx(history["val_acc"].max())
     scalars = SummaryReader(os.path.join(best.path, "tensorboard")).scalars  # rank 0 logged
     assert sorted(scalars[scalars["tag"] == "val_acc"]["step"]) == [1, 2]
+    # ASHA stopped the trial at max_t, killing its Ray Train controller: the workers' placement
+    # group must not outlive it, or every later trial on this cluster waits for CPUs forever.
+    assert free_cpus_settle(ray_local) == ray_local.cluster_resources()["CPU"]
+    assert not [pg for pg in ray_local.util.placement_group_table().values() if pg["state"] != "REMOVED"]
+
+
+def free_cpus_settle(ray, timeout_s=10.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and ray.available_resources().get("CPU", 0) < ray.cluster_resources()["CPU"]:
+        time.sleep(0.2)
+    return ray.available_resources().get("CPU", 0)
+
+
+def test_release_frees_only_the_finished_trials_groups(ray_local):
+    from ray.experimental import internal_kv
+    from ray.util.placement_group import placement_group, placement_group_table
+
+    from nwave_lightning.hpo.distributed import _PG_KEY, _PG_NAMESPACE, ReleaseTrainResources
+
+    class FakeTrial:
+        def __init__(self, trial_id, status):
+            self.trial_id, self.status = trial_id, status
+
+    groups = {}
+    for trial_id in ("done1", "running1"):
+        groups[trial_id] = placement_group([{"CPU": 0.5}])
+        ray_local.get(groups[trial_id].ready(), timeout=30)
+        # what rank 0 of a trial's Ray Train run records
+        internal_kv._internal_kv_put(f"{_PG_KEY}{trial_id}/{groups[trial_id].id.hex()}", b"1", namespace=_PG_NAMESPACE)
+    done, running = FakeTrial("done1", "TERMINATED"), FakeTrial("running1", "RUNNING")
+    callback = ReleaseTrainResources()
+    callback.on_step_end(iteration=1, trials=[done, running])  # the periodic sweep: idle trials only
+    assert placement_group_table(groups["done1"])["state"] == "REMOVED"
+    assert placement_group_table(groups["running1"])["state"] == "CREATED"
+    callback.on_trial_complete(iteration=2, trials=[done, running], trial=running)
+    assert placement_group_table(groups["running1"])["state"] == "REMOVED"
+    assert not internal_kv._internal_kv_list(_PG_KEY, namespace=_PG_NAMESPACE)

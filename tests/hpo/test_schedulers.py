@@ -31,6 +31,30 @@ def test_options_reach_the_scheduler():
     assert median._grace_period == 1 and median._min_samples_required == 2
 
 
+def test_median_never_pauses_a_trial_to_yield_its_slot():
+    # Ray's default pauses a trial at every epoch while others wait and samples are too few; a paused
+    # trial restarts from its checkpoint, so a train_fn that ignores ctx.checkpoint never finished.
+    from ray.tune.experiment import Trial
+
+    class Controller:
+        def __init__(self, trials):
+            self.trials = trials
+
+        def get_live_trials(self):
+            return self.trials
+
+    running, waiting = Trial("f", stub=True, trial_id="a"), Trial("f", stub=True, trial_id="b")
+    running.set_status(Trial.RUNNING)
+    controller = Controller([running, waiting])  # `waiting` is PENDING: no free slot for it
+    median = build_tune_scheduler("median")
+    median.set_search_properties("val_acc", "max")
+    for epoch in (1, 2, 3):
+        action = median.on_trial_result(controller, running, {"training_iteration": epoch, "val_acc": 0.5})
+        assert action == median.CONTINUE
+    ray_default = MedianStoppingRule(time_attr="training_iteration", metric="val_acc", mode="max", grace_period=1)
+    assert ray_default.on_trial_result(controller, running, {"training_iteration": 1, "val_acc": 0.5}) == "PAUSE"
+
+
 def test_grace_period_longer_than_training_extends_max_t():
     # the seed's grace_period=5 with 3 epochs: no rung is reached, nothing stops early
     assert build_tune_scheduler({"name": "asha", "grace_period": 5}, max_t=3)._max_t == 5

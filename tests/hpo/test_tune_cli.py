@@ -79,3 +79,15 @@ def test_tune_yaml_runs_the_experiment(ray_local, tmp_path, capsys):
     assert (experiment / "tune_config.yaml").exists()
     for name in ("metric_vs_params.png", "parallel_coordinates.png", "report.md"):
         assert (experiment / "report" / name).stat().st_size > 0
+
+
+def test_config_groups_compose(capsys):
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+    with pytest.raises(SystemExit):
+        main(["tune", "--config", os.path.join(root, "experiment", "keyword_spotting.yaml"),
+              "--config", os.path.join(root, "hpo", "space_keyword_spotting.yaml"),
+              "--config", os.path.join(root, "hpo", "asha_cpu.yaml"), "--print_config"])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["metric"] == "val_recall" and printed["scheduler"]["name"] == "asha"
+    assert printed["search_space"]["model.init_args.optimizer"] == {"choice": ["adam", "adamax"]}
+    assert printed["model"]["init_args"]["metrics"]["recall"]["class_path"] == "nwave_lightning.metrics.PopulationRecall"

@@ -32,11 +32,12 @@ def toy_hpo(tmp_path, name, **kwargs):
 
 
 @pytest.mark.slow
-def test_seed_end_to_end_template(ray_local, tmp_path, capsys):
+def test_seed_end_to_end_template(ray_local, tmp_path, monkeypatch, capsys):
     """The seed's "End-to-end template": only imports renamed and sizes shrunk."""
     from .seed_template import build_acc_metric, build_datasets, build_main_loss, build_model, build_recall_metric
 
-    dataset = seed.write_seed_dataset(str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)  # the template keeps its experiments in ./ray_results
+    dataset = seed.write_seed_dataset("data")  # "/path/to/data": relative to where run() is called
 
     hpo = HPOWrapper(
         model_builder=build_model,
@@ -50,8 +51,6 @@ def test_seed_end_to_end_template(ray_local, tmp_path, capsys):
         metric="val_recall",
         mode="max",
         experiment_name="h1v2_snn_hpo",
-        storage_path=str(tmp_path / "ray_results"),  # shrunk: a temporary folder instead of ./ray_results
-        verbose=0,
     )
 
     # model space
@@ -153,6 +152,7 @@ def test_seed_end_to_end_template(ray_local, tmp_path, capsys):
 
     # --- checks ---
     assert "Best config:" in capsys.readouterr().out
+    assert hpo.experiment_path == str(tmp_path / "ray_results" / "h1v2_snn_hpo")
     assert len(results) == 4 and not results.errors
     assert hpo.best_config() == best.config and best.config["model.hidden_1"] in (32, 64)
     # the restored file is the best epoch of the best trial, with its weights
@@ -176,14 +176,18 @@ def test_seed_end_to_end_template(ray_local, tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scheduler, search_alg", [("hyperband", "random"), ("median", {"name": "optuna", "seed": 0})])
-def test_tune_scheduler_and_search_alg_run(ray_local, tmp_path, scheduler, search_alg):
+def test_tune_scheduler_and_search_alg_run(ray_local, tmp_path, monkeypatch, scheduler, search_alg):
     """Schedulers beyond the seed's ASHA (covered by the template test) and FIFO (auto-cap test)."""
     hpo = toy_hpo(tmp_path, f"sched_{scheduler}", search_alg=search_alg)
     hpo.bind_model_param("gain", tune.uniform(0.5, 2.0))
     hpo.set_tune_scheduler_config({"name": scheduler})
-    results = hpo.run()
-    assert len(results) == 2 and not results.errors
+    hpo.set_num_samples(3)  # one more than run at once: a trial waits for a slot
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    results = hpo.run("data")  # a relative dataset path means the same inside the trials
+    assert len(results) == 3 and not results.errors
     assert all(0.5 <= r.config["model.gain"] <= 2.0 for r in results)
+    assert all(r.metrics["training_iteration"] <= 3 for r in results)  # no trial restarted over and over
     assert 0.0 <= hpo.best_result().metrics["val_acc"] <= 1.0
 
 
