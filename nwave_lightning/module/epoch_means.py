@@ -23,11 +23,15 @@ __all__ = ["EpochMeans"]
 
 
 class EpochMeans:
-    """Running ``sum(value * weight)`` per key and ``sum(weight)``; float64 so long epochs keep precision."""
+    """Running ``sum(value * weight)`` and ``sum(weight)`` per key; float64 so long epochs keep precision.
+
+    Each key keeps its own weight, so keys added in separate ``update`` calls
+    for the same batch (or only on some batches) still average correctly.
+    """
 
     def __init__(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
-        self.weight = 0.0
+        self.weights: dict[str, float] = {}
 
     def update(self, values: dict[str, torch.Tensor], weight: int) -> None:
         """Add one batch: ``values`` are 0-d tensors (or numbers), ``weight`` its batch size."""
@@ -37,7 +41,7 @@ class EpochMeans:
                 self.sums[key] += value.to(self.sums[key].device)
             else:
                 self.sums[key] = value.clone()
-        self.weight += float(weight)
+            self.weights[key] = self.weights.get(key, 0.0) + float(weight)
 
     def compute(self, reduce_sum: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> dict[str, torch.Tensor]:
         """Means over everything seen; ``reduce_sum`` sums a tensor across ranks (DDP).
@@ -48,10 +52,13 @@ class EpochMeans:
             return {}
         keys = sorted(self.sums)
         device = self.sums[keys[0]].device
-        packed = torch.stack([self.sums[key].to(device).reshape(()) for key in keys] + [torch.tensor(self.weight, dtype=torch.float64, device=device)])
+        sums = [self.sums[key].to(device).reshape(()) for key in keys]
+        weights = [torch.tensor(self.weights[key], dtype=torch.float64, device=device) for key in keys]
+        packed = torch.stack(sums + weights)  # one collective for every key
         if reduce_sum is not None:
             packed = reduce_sum(packed)
-        return {key: (packed[i] / packed[-1]).to(torch.float32) for i, key in enumerate(keys)}
+        n = len(keys)
+        return {key: (packed[i] / packed[n + i]).to(torch.float32) for i, key in enumerate(keys)}
 
     def reset(self) -> None:
-        self.sums, self.weight = {}, 0.0
+        self.sums, self.weights = {}, {}

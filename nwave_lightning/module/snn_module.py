@@ -247,12 +247,15 @@ class SNNModule(pl.LightningModule):
 
     def _update_metrics(self, stage: str, call: dict, batch_size: int) -> None:
         table = self.stage_metrics[f"{stage}_metrics"]
+        plain = {}
         for name in self.metric_names:
             kwargs = {key: call[key] for key in self._metric_keys[name]}
             if name in self._plain_metrics:
-                self._plain_means[stage].update({name: self._plain_metrics[name](**kwargs)}, batch_size)
+                plain[name] = self._plain_metrics[name](**kwargs)
             else:
                 table[name].update(**kwargs)
+        if plain:
+            self._plain_means[stage].update(plain, batch_size)
         if self.activity is not None:
             self.activity[f"{stage}_activity"].update(call["spikes_list"], call["membranes_list"])
 

@@ -21,6 +21,10 @@ def _mean_target(y, **unused):
     return y.float().mean()
 
 
+def _first_layer_rate(spikes_list, **unused):
+    return spikes_list[0].float().mean()
+
+
 def expected_keys(n_layers: int, metrics=("acc", "mean_y")) -> set[str]:
     """The seed's table (000 seed, "Signals worth checking"), spelled out independently."""
     keys = {"epoch", "train_loss", "val_loss", "lr"}
@@ -45,16 +49,19 @@ def test_tensorboard_holds_exactly_the_seed_keys_once_per_epoch(tmp_path):
 
 
 def test_validation_values_match_an_independent_pass_over_the_whole_split(tmp_path):
-    # 7 samples in batches of 3, 3, 1: a plain mean over batches would be wrong.
+    # 7 samples in batches of 3, 3, 1: a plain mean over batches would be wrong. Two plain-callable
+    # metrics: each must be averaged over the samples once (not over samples x metrics).
     val_x, val_y = tiny_tensors(7, seed=5)
     val = DataLoader(TensorDataset(val_x, val_y), batch_size=3)
-    module = make_module(metrics={"acc": PopulationAccuracy(num_classes=CLASSES), "mean_y": _mean_target})
+    metrics = {"acc": PopulationAccuracy(num_classes=CLASSES), "mean_y": _mean_target, "rate_0": _first_layer_rate}
+    module = make_module(metrics=metrics)
     _, scalars = fit_and_read(tmp_path, module, epochs=2, val=val)
     module.eval()
     with torch.no_grad():
         spikes, membranes = module.net(val_x)
     last = 2
     assert scalars["val_mean_y"][last] == pytest.approx(val_y.float().mean().item(), abs=1e-6)
+    assert scalars["val_rate_0"][last] == pytest.approx(spikes[0].mean().item(), rel=1e-5, abs=1e-7)
     votes = spikes[-1].sum(dim=1).reshape(7, CLASSES, PER_CLASS).sum(dim=2)
     assert scalars["val_acc"][last] == pytest.approx((votes.argmax(dim=1) == val_y).float().mean().item(), abs=1e-6)
     # the population MSE is a per-sample mean, so the batch-size-weighted epoch mean equals the full-split value
