@@ -1,6 +1,9 @@
+import dataclasses
+
 import pytest
 import torch
 
+from nwave_lightning.hardware import H1V2
 from nwave_lightning.layers import H1v1Frontend, H1v2Frontend, prepare_net
 
 
@@ -49,3 +52,20 @@ def test_frontend_has_no_parameters_and_validates_width():
         frontend(torch.rand(2, 3, 5))
     with pytest.raises(ValueError, match="in_ch=-1 must be a positive integer"):
         H1v2Frontend(-1)
+
+
+def test_long_fractional_sequences_match_the_loop_exactly():
+    # The sequence path counts spikes as floor(cumulative input); for float32 inputs that
+    # is exact, so it must agree with the subtractive loop on every step of a long run.
+    x = torch.rand(2, 600, 2)
+    assert torch.equal(H1v1Frontend(2)(x), _loop(x.double()).float())
+
+
+def test_a_gain_above_one_over_x_max_falls_back_to_the_loop():
+    # gain * x_max > 1 can charge the accumulator past 2 in one step: the closed form no
+    # longer holds, and the layer must still follow the equation (one spike per step at most).
+    chip = dataclasses.replace(H1V2, frontend_gain=1.5)
+    x = torch.rand(2, 30, 3)
+    out = H1v2Frontend(3, chip=chip)(x)
+    assert torch.equal(out, _loop(x.double(), gain=1.5).float())
+    assert out.max() <= 1.0
