@@ -139,8 +139,11 @@ def _numeric(column: pd.Series) -> tuple[pd.Series, list[str] | None]:
     values = pd.to_numeric(column, errors="coerce")
     if values.notna().all():
         return values.astype(float), None
-    labels = sorted(column.astype(str).unique())
-    return column.astype(str).map({label: i for i, label in enumerate(labels)}).astype(float), labels
+    # map(str), not astype(str): pandas >= 3 keeps None / NaN missing under astype(str), and a
+    # choice such as [None, "xavier_uniform"] must still be a category of its own ("None").
+    text = column.map(str)
+    labels = sorted(text.unique())
+    return text.map({label: i for i, label in enumerate(labels)}).astype(float), labels
 
 
 def plot_metric_vs_params(table: pd.DataFrame, metric: str, path: str, params: Sequence[str] | None = None) -> str:

@@ -86,3 +86,12 @@ def test_command_line(experiment, capsys):
 def test_markdown_table_escapes_and_formats():
     text = markdown_table(pd.DataFrame({"a": ["x|y"], "b": [float("nan")], "c": [1 / 3]}))
     assert text.splitlines()[2] == "| x\\|y |  | 0.3333 |"
+
+
+def test_a_choice_holding_none_is_a_category_of_its_own():
+    # tune.choice(["xavier_uniform", None]) lands in params.json as a string or null.
+    from nwave_lightning.hpo.report import _numeric
+
+    codes, labels = _numeric(pd.Series(["xavier_uniform", None, "xavier_uniform", None], dtype=object))
+    assert labels == ["None", "xavier_uniform"]
+    assert codes.tolist() == [1.0, 0.0, 1.0, 0.0]
