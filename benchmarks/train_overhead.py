@@ -10,6 +10,11 @@ with the same optimizer, and validate once per epoch. Two pairings:
   loop that updates the same torchmetrics objects and writes the same scalars
   with ``SummaryWriter``: what a user of the seed's table actually pays.
 
+A third variant, ``bare`` — the smallest LightningModule that trains the same
+net with the same loss (no metrics, no logging), run in the ``loss only``
+pairing — splits the overhead into Lightning's own loop (``bare / plain``)
+and what SNNModule adds on top (``SNNModule / bare``).
+
 Epoch times are wall-clock, per epoch, after one warm-up epoch; the variants
 run interleaved, ``--rounds`` times, so load changes on a shared machine hit
 both alike. The table shows medians and the overhead ``lightning / plain - 1``.
@@ -17,6 +22,11 @@ One run::
 
     python benchmarks/train_overhead.py            # ~2-4 minutes on 2 CPU cores
     python benchmarks/train_overhead.py --epochs 3 --rounds 1   # a smoke run
+    python benchmarks/train_overhead.py --batch-size 128        # 4x the work per step
+    python benchmarks/train_overhead.py --hidden 128 64         # the digits model's widths
+
+Lightning's loop costs a roughly fixed time per optimizer step (hooks, result
+collection), so the overhead in percent shrinks as a step does more work.
 """
 
 from __future__ import annotations
@@ -40,9 +50,9 @@ from nwave_lightning.module import SNNModule
 CLASSES, PER_CLASS = 2, 8
 
 
-def build(seed: int):
+def build(seed: int, hidden=(16, 32)):
     torch.manual_seed(seed)
-    net = H1Classifier(in_ch=13, num_classes=CLASSES, neurons_per_class=PER_CLASS, hidden=[16, 32], taus=[0.01, 0.02, 0.04])
+    net = H1Classifier(in_ch=13, num_classes=CLASSES, neurons_per_class=PER_CLASS, hidden=list(hidden), taus=[0.01, 0.02, 0.04])
     return net, PopulationLoss(num_classes=CLASSES, neurons_per_class=PER_CLASS)
 
 
@@ -63,8 +73,8 @@ class EpochClock(pl.Callback):
         return [b - a for a, b in zip(self.marks, self.marks[1:])]
 
 
-def run_lightning(data, epochs: int, full: bool, seed: int, log_dir: str) -> list[float]:
-    net, loss = build(seed)
+def run_lightning(data, epochs: int, full: bool, seed: int, log_dir: str, hidden=(16, 32)) -> list[float]:
+    net, loss = build(seed, hidden)
     metrics = {"acc": PopulationAccuracy(num_classes=CLASSES)} if full else None
     module = SNNModule(net, loss=loss, metrics=metrics, lr=1e-2, activity=full)
     clock = EpochClock()
@@ -84,8 +94,48 @@ def run_lightning(data, epochs: int, full: bool, seed: int, log_dir: str) -> lis
     return clock.epochs
 
 
-def run_plain(data, epochs: int, full: bool, seed: int, log_dir: str) -> list[float]:
-    net, loss_fn = build(seed)
+class BareModule(pl.LightningModule):
+    """The least a LightningModule needs to train ``net`` with ``loss``: Lightning's own floor."""
+
+    def __init__(self, net, loss) -> None:
+        super().__init__()
+        self.net, self.loss = net, loss
+
+    def _loss(self, batch):
+        x, y = batch
+        spikes, membranes = self.net(x)
+        return as_loss_output(self.loss(spk_out=spikes[-1], y=y, spikes_list=spikes, membranes_list=membranes, model=self.net)).total
+
+    def training_step(self, batch, batch_idx):
+        return self._loss(batch)
+
+    def validation_step(self, batch, batch_idx):
+        self._loss(batch)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-2)
+
+
+def run_bare(data, epochs: int, full: bool, seed: int, log_dir: str, hidden=(16, 32)) -> list[float]:
+    net, loss = build(seed, hidden)
+    clock = EpochClock()
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        callbacks=[clock],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(BareModule(net, loss), data.train_dataloader(), data.val_dataloader())
+    return clock.epochs
+
+
+def run_plain(data, epochs: int, full: bool, seed: int, log_dir: str, hidden=(16, 32)) -> list[float]:
+    net, loss_fn = build(seed, hidden)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
     train_loader, val_loader = data.train_dataloader(), data.val_dataloader()
     writer = SummaryWriter(f"{log_dir}/plain") if full else None
@@ -132,26 +182,43 @@ def main(argv=None) -> dict:
     parser.add_argument("--epochs", type=int, default=7, help="epochs per run: the first (warm-up) and the last are not timed")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions of every variant")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: steadiest on shared CPUs)")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="samples per step (the quick start's 32); every epoch has 16 train + 4 val batches")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[16, 32],
+                        help="hidden layer widths (the quick start's 16 32; the digits model's 128 64)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    data = KeywordSpottingDataModule(n_train=512, n_val=128, batch_size=32, seed=0)
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    data = KeywordSpottingDataModule(n_train=16 * args.batch_size, n_val=4 * args.batch_size, batch_size=args.batch_size, seed=0)
     data.setup()
     samples: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as log_dir:
         for round_index in range(args.rounds):
             for full in (False, True):
-                for name, runner in (("plain", run_plain), ("lightning", run_lightning)):
-                    epochs = runner(data, args.epochs, full, seed=round_index, log_dir=log_dir)
+                runners = [("plain", run_plain), ("lightning", run_lightning)]
+                if not full:
+                    runners.insert(1, ("bare", run_bare))
+                for name, runner in runners:
+                    epochs = runner(data, args.epochs, full, seed=round_index, log_dir=log_dir, hidden=args.hidden)
                     samples.setdefault((name, "full" if full else "loss only"), []).extend(epochs[1:])  # drop warm-up
     rows = {}
     print(f"\nEpoch wall time, median of {args.rounds} x {args.epochs - 2} epochs "
-          f"(16 train + 4 val batches of 32 x 100 steps x 13 ch; torch threads = {args.threads})")
-    print(f"{'pairing':<11} {'plain loop [s]':>15} {'SNNModule+Trainer [s]':>22} {'overhead':>9}")
+          f"(16 train + 4 val batches of {args.batch_size} x 100 steps x 13 ch; hidden {args.hidden}; "
+          f"torch threads = {args.threads})")
+    print(f"{'pairing':<11} {'plain loop [s]':>15} {'bare Lightning [s]':>19} {'SNNModule+Trainer [s]':>22} "
+          f"{'overhead':>9} {'of it Lightning':>16}")
     for pairing in ("loss only", "full"):
         plain = statistics.median(samples[("plain", pairing)])
         lightning = statistics.median(samples[("lightning", pairing)])
-        rows[pairing] = {"plain_s": plain, "lightning_s": lightning, "overhead": lightning / plain - 1}
-        print(f"{pairing:<11} {plain:>15.3f} {lightning:>22.3f} {100 * (lightning / plain - 1):>8.1f}%")
+        row = {"plain_s": plain, "lightning_s": lightning, "overhead": lightning / plain - 1}
+        bare_text, floor_text = "-", "-"
+        if ("bare", pairing) in samples:
+            bare = statistics.median(samples[("bare", pairing)])
+            row.update(bare_s=bare, lightning_floor=bare / plain - 1)
+            bare_text, floor_text = f"{bare:.3f}", f"{100 * (bare / plain - 1):.1f}%"
+        rows[pairing] = row
+        print(f"{pairing:<11} {plain:>15.3f} {bare_text:>19} {lightning:>22.3f} {100 * row['overhead']:>8.1f}% {floor_text:>16}")
     return rows
 
 
