@@ -93,7 +93,7 @@ def run(argv=None) -> dict:
         "best_val_acc": round(val[best_epoch], 4),
         "best_epoch": best_epoch,
         "test_acc_of_best_checkpoint": round(float(tested.trainer.callback_metrics["test_acc"]), 4),
-        "tensorboard": os.path.abspath(log_dir),
+        "tensorboard": os.path.relpath(log_dir),  # relative to where the script ran
     }
     path = os.path.join(args.figures, "digits_results.json")
     with open(path + ".tmp", "w") as handle:
