@@ -17,7 +17,8 @@ and what SNNModule adds on top (``SNNModule / bare``).
 
 Epoch times are wall-clock, per epoch, after one warm-up epoch; the variants
 run interleaved, ``--rounds`` times, so load changes on a shared machine hit
-both alike. The table shows medians and the overhead ``lightning / plain - 1``.
+both alike. The table shows medians (``--stat min``: minima) and the overhead
+``lightning / plain - 1``.
 One run::
 
     python benchmarks/train_overhead.py            # ~2-4 minutes on 2 CPU cores
@@ -184,6 +185,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: steadiest on shared CPUs)")
     parser.add_argument("--batch-size", type=int, default=32,
                         help="samples per step (the quick start's 32); every epoch has 16 train + 4 val batches")
+    parser.add_argument("--stat", choices=("median", "min"), default="median",
+                        help="epoch-time statistic; min is steadier on a machine shared with other jobs")
     parser.add_argument("--hidden", type=int, nargs="+", default=[16, 32],
                         help="hidden layer widths (the quick start's 16 32; the digits model's 128 64)")
     args = parser.parse_args(argv)
@@ -203,18 +206,19 @@ def main(argv=None) -> dict:
                     epochs = runner(data, args.epochs, full, seed=round_index, log_dir=log_dir, hidden=args.hidden)
                     samples.setdefault((name, "full" if full else "loss only"), []).extend(epochs[1:])  # drop warm-up
     rows = {}
-    print(f"\nEpoch wall time, median of {args.rounds} x {args.epochs - 2} epochs "
+    stat = statistics.median if args.stat == "median" else min
+    print(f"\nEpoch wall time, {args.stat} of {args.rounds} x {args.epochs - 2} epochs "
           f"(16 train + 4 val batches of {args.batch_size} x 100 steps x 13 ch; hidden {args.hidden}; "
           f"torch threads = {args.threads})")
     print(f"{'pairing':<11} {'plain loop [s]':>15} {'bare Lightning [s]':>19} {'SNNModule+Trainer [s]':>22} "
           f"{'overhead':>9} {'of it Lightning':>16}")
     for pairing in ("loss only", "full"):
-        plain = statistics.median(samples[("plain", pairing)])
-        lightning = statistics.median(samples[("lightning", pairing)])
+        plain = stat(samples[("plain", pairing)])
+        lightning = stat(samples[("lightning", pairing)])
         row = {"plain_s": plain, "lightning_s": lightning, "overhead": lightning / plain - 1}
         bare_text, floor_text = "-", "-"
         if ("bare", pairing) in samples:
-            bare = statistics.median(samples[("bare", pairing)])
+            bare = stat(samples[("bare", pairing)])
             row.update(bare_s=bare, lightning_floor=bare / plain - 1)
             bare_text, floor_text = f"{bare:.3f}", f"{100 * (bare / plain - 1):.1f}%"
         rows[pairing] = row
