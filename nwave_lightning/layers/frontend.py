@@ -67,8 +67,10 @@ class _H1Frontend(SeedDeviceMixin, nn.Module):
         # reset keeps A[t] = C[t] - floor(C[t]) for the running sum C, and the spikes up
         # to t number floor(C[t]): F[t] = floor(C[t]) - floor(C[t-1]). Three tensor ops
         # instead of a Python loop over T (a fifth of a small network's training step).
-        # For float32 inputs every partial sum is exact in float64 (24-bit mantissas,
-        # T < 2**29), so this equals the step-by-step loop bit for bit.
+        # Inputs on a grid of 2**-24 (binary spikes, 8-bit or 16-level pixels, torch.rand's
+        # float32) make every partial sum exact in float64 for T < 2**29, so this equals the
+        # step-by-step loop bit for bit; otherwise the two round differently, which moves a
+        # spike by one step only where the running sum lands within ~1e-16 of an integer.
         counts = torch.floor(torch.cumsum(increments, dim=1))
         return torch.diff(counts, dim=1, prepend=counts.new_zeros(counts.shape[0], 1, counts.shape[2]))
 
