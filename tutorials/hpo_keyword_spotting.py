@@ -403,8 +403,10 @@ def main(argv=None):
         "ablation_val_acc": {name: {"last": round(acc[-1], 4), "best": round(max(acc), 4)} for name, acc in ablation.items()},
         "figures": sorted(os.listdir(args.figures)),
     }
-    with open(os.path.join(args.figures, "results.json"), "w") as handle:
+    path = os.path.join(args.figures, "results.json")
+    with open(path + ".tmp", "w") as handle:  # atomic: a crash leaves the previous results whole
         json.dump(summary, handle, indent=2, default=str)
+    os.replace(path + ".tmp", path)
     print(json.dumps({k: summary[k] for k in ("wall_s", "best_trial", "best_epoch", "best_val_recall", "best_trial_last_val_acc")}, indent=2))
     print("report:", report["markdown"])
     return summary
