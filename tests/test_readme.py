@@ -1,15 +1,17 @@
-"""The README's Python examples run as printed (the training one shortened to two batches)."""
+"""The READMEs' Python examples run as printed (the training one shortened to two batches)."""
 
 import os
 import re
 
 import pytest
 
-README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = os.path.join(ROOT, "README.md")
+TUTORIALS_README = os.path.join(ROOT, "tutorials", "README.md")
 
 
-def _python_blocks() -> list[str]:
-    with open(README, encoding="utf-8") as handle:
+def _python_blocks(path: str = README) -> list[str]:
+    with open(path, encoding="utf-8") as handle:
         return re.findall(r"```python\n(.*?)```", handle.read(), flags=re.S)
 
 
@@ -31,3 +33,10 @@ def test_readme_python_example_runs(index, tmp_path, monkeypatch):
         "README's training example changed: update the shortening above"
     )
     exec(compile(code, f"README.md python block {index}", "exec"), {"__name__": "__readme__"})
+
+
+@pytest.mark.parametrize("index", range(len(_python_blocks(TUTORIALS_README))))
+def test_tutorials_readme_python_example_runs(index, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = _python_blocks(TUTORIALS_README)[index]
+    exec(compile(code, f"tutorials/README.md python block {index}", "exec"), {"__name__": "__readme__"})
