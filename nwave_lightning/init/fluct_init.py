@@ -13,10 +13,13 @@ Per layer:
    PSP kernel are exact (:mod:`.theory`).
 2. Two conditions fix the mean ``mu_W`` and spread ``sigma_W`` of the
    feed-forward efficacies: ``xi = (theta - mu_U) / sigma_U`` and the
-   diversity condition of :func:`.theory.solve_moments` (the neurons' own mean
-   membranes scatter by ``sigma_U * xi / 2``, so ~98 % of them are fluctuation
-   driven; centred weights when they already scatter less). Recurrent weights
-   are zero-mean and carry ``1 - alpha`` of ``sigma_U**2``.
+   diversity condition of :func:`.theory.solve_moments`: centred (zero-mean)
+   weights, the balanced choice of Rossbroich et al., as long as the neurons'
+   own mean membranes then scatter by at most ``sigma_U * xi`` (sparse input);
+   otherwise the smallest mean weight that makes them scatter by
+   ``sigma_U * xi / 2``, so ~98 % of them are fluctuation driven (dense
+   input). Recurrent weights are zero-mean and carry ``1 - alpha`` of
+   ``sigma_U**2``.
 3. Weights are drawn (normal in efficacy space, mapped back through the
    inverse efficacy on H1v1) and two scales are refined until the *measured*
    ``xi`` and feed-forward variance share match (:mod:`.refine`).
@@ -278,6 +281,9 @@ def _init_layer(model, inputs, pairs, recordings, layer, members, names, xi_targ
         rc_rate=rate_guess if use_rc else None,
         n_recurrent=n if use_rc else 0,
         diversity=xi_target / 2.0,  # the 2-SD band of the neurons' own means reaches threshold
+        # Balanced (zero-mean) weights while at most ~16 % of the neurons would have their own
+        # mean above threshold: positive-mean weights trap classifiers (theory.solve_moments).
+        centred_limit=xi_target,
     )
     # One normal draw per matrix, fixed from here on: the refinement only
     # rescales it, so it converges like a deterministic 2-parameter problem.

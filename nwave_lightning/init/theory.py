@@ -141,6 +141,7 @@ def solve_moments(
     rc_rate: float | None = None,
     n_recurrent: int = 0,
     diversity: float = 1.0,
+    centred_limit: float | None = None,
 ) -> WeightMoments:
     """Mean and spread of the efficacies that put the membrane at ``xi``.
 
@@ -159,9 +160,14 @@ def solve_moments(
     ``diversity * sigma_U``. With ``diversity = xi / 2`` the scatter's 2-SD
     band reaches threshold, so ~98 % of the neurons have their own mean below
     threshold (fluctuation driven, not tonically firing) while the weights stay
-    as diverse as that allows. When centred weights (``mu = 0``, the balanced
-    choice of Rossbroich et al.) already scatter less (sparse input), they are
-    kept; dense input gets the smallest mean weight that meets the condition.
+    as diverse as that allows. Centred weights (``mu = 0``, the balanced
+    choice of Rossbroich et al.) are kept whenever their own scatter is at most
+    ``centred_limit * sigma_U`` (default ``diversity``; sparse input); denser
+    input gets the smallest mean weight that meets the diversity condition.
+    A positive mean weight makes every neuron follow the total input count,
+    which both classes of a task may share: classifiers trained from it settle
+    on equal rates for every class, so centred weights are preferred as long as
+    few neurons end up with their own mean above threshold.
     Recurrent weights stay zero-mean: a mean there is positive feedback.
 
     Args:
@@ -173,6 +179,8 @@ def solve_moments(
         rc_rate: Expected output rate per step of the layer (recurrent input).
         n_recurrent: Recurrent inputs per neuron (0 for FF layers: ``alpha`` = 1).
         diversity: Scatter of the neurons' means in units of ``sigma_U``.
+        centred_limit: Largest scatter (in units of ``sigma_U``) for which
+            centred weights are kept; ``None``: ``diversity``.
 
     Raises:
         ValueError: when the input carries no fluctuation (``sum v_j = 0``).
@@ -200,8 +208,9 @@ def solve_moments(
     gain_var = eps_hat * var_sum / budget
     quenched = eps_bar**2 * rate_sq  # scatter**2 = quenched * sigma**2
     excess = quenched - diversity**2 * gain_var
-    centered = excess <= 0
-    rho_sq = torch.where(centered, torch.zeros_like(excess), diversity**2 * gain_var / excess.clamp_min(1e-300))
+    limit = diversity if centred_limit is None else centred_limit
+    centered = quenched <= limit**2 * gain_var
+    rho_sq = torch.where(excess <= 0, torch.zeros_like(excess), diversity**2 * gain_var / excess.clamp_min(1e-300))
     # theta = eps_bar mu rate_sum + xi sqrt(G mu**2 (1 + rho**2))   (non-centred)
     mu = threshold / (eps_bar * rate_sum + xi * torch.sqrt(gain_var * (1 + rho_sq)))
     sigma = torch.sqrt(rho_sq) * mu

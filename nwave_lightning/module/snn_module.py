@@ -23,7 +23,7 @@ Example:
     >>> sorted(k for k in trainer.logged_metrics if k.startswith("val"))[:6]
     ['val/acc', 'val/layer_0/dead_neurons', 'val/layer_0/dead_neurons_fraction', 'val/layer_0/firing_rate', 'val/layer_0/membrane_mean', 'val/layer_0/membrane_var']
     >>> sorted(k for k in trainer.logged_metrics if not k.startswith(("train", "val/layer")))
-    ['epoch', 'lr', 'step', 'val/acc', 'val/population/mse', 'val/population/total', 'val/total', 'val_acc', 'val_loss']
+    ['epoch', 'lr', 'val/acc', 'val/population/mse', 'val/population/total', 'val/total', 'val_acc', 'val_loss']
 """
 
 from __future__ import annotations

@@ -283,3 +283,34 @@ def test_infeasible_targets_and_inputs():
         fluct_init(nn.Sequential(nn.Linear(3, 3)), [torch.zeros(2, 3)])
     with pytest.raises(ValueError, match="must be a torch.nn.Module"):
         fluct_init("net", [torch.zeros(2, 3)])
+
+
+def test_a_classifier_initialised_on_sparse_keyword_input_learns():
+    # Regression: with positive-mean first-layer weights (the dense-input branch) every neuron
+    # followed the total spike count, which keywords and distractors share, and training settled
+    # on equal rates for both classes (validation accuracy 0.5). Centred weights learn.
+    from nwave_lightning.data import KeywordSpottingDataModule
+    from nwave_lightning.metrics import accuracy_population
+    from nwave_lightning.models import H1Classifier, PopulationLoss
+
+    torch.manual_seed(0)
+    data = KeywordSpottingDataModule(n_train=512, n_val=128, batch_size=32, seed=0)
+    data.setup("fit")
+    net = H1Classifier(in_ch=13, num_classes=2, neurons_per_class=8, hidden=[16, 32], taus=[0.01, 0.02, 0.04])
+    report, _ = run(net, data.train_dataloader(), xi_target=2.0, alpha=1.0, n_batches=4)
+    assert report[0].centered  # sparse input: the balanced branch
+    first = net.synapses[0].weight.detach()
+    assert abs(float(first.mean())) < 0.25 * float(first.std())  # balanced, not mean driven
+    loss_fn = PopulationLoss(num_classes=2, neurons_per_class=8, correct_rate=0.35, incorrect_rate=0.05)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(8):
+        for x, y in data.train_dataloader():
+            spikes, membranes = net(x)
+            loss = loss_fn(spk_out=spikes[-1], y=y, spikes_list=spikes, membranes_list=membranes).total
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        x, y = data.datasets["val"].tensors
+        accuracy = float(accuracy_population(net(x)[0][-1], y, num_classes=2))
+    assert accuracy >= 0.8

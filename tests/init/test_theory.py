@@ -90,6 +90,23 @@ def test_sparse_input_keeps_centred_weights():
     assert float(bar * m.sigma_ff * math.sqrt(50 * 0.01**2)) < float(m.sigma_u)
 
 
+def test_centred_limit_keeps_balanced_weights_up_to_its_scatter():
+    # 13 channels at 0.08 spikes per step, tau = 10 ms: centred weights would scatter the
+    # neurons' own means by sqrt(eps_bar^2 sum nu^2 / (eps_hat sum v)) ~ 1.3 sigma_U.
+    stats = _stats(0.08, 13)
+    bar, hat = kernel_sums(torch.tensor([math.exp(-0.1)], dtype=torch.float64))
+    ratio = float(torch.sqrt(bar**2 * (stats.rate**2).sum() / (hat * stats.var.sum())))
+    assert 1.0 < ratio < 2.0
+    strict = solve_moments(stats, bar, hat, threshold=1.0, xi=2.0, alpha=1.0, diversity=1.0)
+    assert not bool(strict.centered.any()) and float(strict.mu) > 0  # the 1-sigma diversity rule
+    loose = solve_moments(stats, bar, hat, threshold=1.0, xi=2.0, alpha=1.0, diversity=1.0, centred_limit=2.0)
+    assert bool(loose.centered.all()) and float(loose.mu) == 0.0
+    assert float(loose.sigma_u) == pytest.approx(0.5)  # theta / xi, the first condition with mu_U = 0
+    scatter = float(bar * loose.sigma_ff * (stats.rate**2).sum().sqrt())
+    assert scatter == pytest.approx(ratio * float(loose.sigma_u))  # within the limit of 2 sigma_U
+    assert scatter <= 2.0 * float(loose.sigma_u)
+
+
 def test_recurrent_weights_carry_one_minus_alpha_of_the_variance():
     stats = _stats(0.3, 10)
     bar, hat = kernel_sums(torch.tensor([0.95], dtype=torch.float64))
