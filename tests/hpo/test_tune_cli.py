@@ -36,7 +36,7 @@ def test_print_config(capsys):
     assert exit_info.value.code in (0, None)
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["search_space"]["model.init_args.lr"] == {"loguniform": [1.0e-3, 3.0e-2]}
-    assert printed["metric"] == "val_acc" and printed["num_samples"] == 4 and printed["scheduler"]["name"] == "asha"
+    assert printed["metric"] == "val_acc" and printed["num_samples"] == 8 and printed["scheduler"]["name"] == "asha"
     assert printed["model"]["init_args"]["net"]["class_path"] == "nwave_lightning.models.H1Classifier"
 
 
