@@ -74,16 +74,14 @@ class EpochClock(pl.Callback):
         return [b - a for a, b in zip(self.marks, self.marks[1:])]
 
 
-def run_lightning(data, epochs: int, full: bool, seed: int, log_dir: str, hidden=(16, 32)) -> list[float]:
-    net, loss = build(seed, hidden)
-    metrics = {"acc": PopulationAccuracy(num_classes=CLASSES)} if full else None
-    module = SNNModule(net, loss=loss, metrics=metrics, lr=1e-2, activity=full)
+def _timed_fit(module: pl.LightningModule, data, epochs: int, logger) -> list[float]:
+    """Fit ``module`` with the settings every Lightning variant shares; epoch wall times."""
     clock = EpochClock()
     trainer = pl.Trainer(
         max_epochs=epochs,
         accelerator="cpu",
         devices=1,
-        logger=TensorBoardLogger(log_dir, name="lightning", default_hp_metric=False) if full else False,
+        logger=logger,
         callbacks=[clock],
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -93,6 +91,14 @@ def run_lightning(data, epochs: int, full: bool, seed: int, log_dir: str, hidden
     )
     trainer.fit(module, data.train_dataloader(), data.val_dataloader())
     return clock.epochs
+
+
+def run_lightning(data, epochs: int, full: bool, seed: int, log_dir: str, hidden=(16, 32)) -> list[float]:
+    net, loss = build(seed, hidden)
+    metrics = {"acc": PopulationAccuracy(num_classes=CLASSES)} if full else None
+    module = SNNModule(net, loss=loss, metrics=metrics, lr=1e-2, activity=full)
+    logger = TensorBoardLogger(log_dir, name="lightning", default_hp_metric=False) if full else False
+    return _timed_fit(module, data, epochs, logger)
 
 
 class BareModule(pl.LightningModule):
@@ -119,20 +125,7 @@ class BareModule(pl.LightningModule):
 
 def run_bare(data, epochs: int, full: bool, seed: int, log_dir: str, hidden=(16, 32)) -> list[float]:
     net, loss = build(seed, hidden)
-    clock = EpochClock()
-    trainer = pl.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        callbacks=[clock],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(BareModule(net, loss), data.train_dataloader(), data.val_dataloader())
-    return clock.epochs
+    return _timed_fit(BareModule(net, loss), data, epochs, logger=False)
 
 
 def run_plain(data, epochs: int, full: bool, seed: int, log_dir: str, hidden=(16, 32)) -> list[float]:

@@ -209,6 +209,10 @@ def solve_moments(
     quenched = eps_bar**2 * rate_sq  # scatter**2 = quenched * sigma**2
     excess = quenched - diversity**2 * gain_var
     limit = diversity if centred_limit is None else centred_limit
+    if limit < diversity:
+        # Between the two, neither branch applies: centred weights refused, yet no mean weight
+        # is needed to reach the scatter (the non-centred solution would have zero spread).
+        raise ValueError(f"solve_moments: centred_limit={limit} must be >= diversity={diversity}.")
     centered = quenched <= limit**2 * gain_var
     rho_sq = torch.where(excess <= 0, torch.zeros_like(excess), diversity**2 * gain_var / excess.clamp_min(1e-300))
     # theta = eps_bar mu rate_sum + xi sqrt(G mu**2 (1 + rho**2))   (non-centred)

@@ -105,6 +105,8 @@ def test_centred_limit_keeps_balanced_weights_up_to_its_scatter():
     scatter = float(bar * loose.sigma_ff * (stats.rate**2).sum().sqrt())
     assert scatter == pytest.approx(ratio * float(loose.sigma_u))  # within the limit of 2 sigma_U
     assert scatter <= 2.0 * float(loose.sigma_u)
+    with pytest.raises(ValueError, match="centred_limit=0.5 must be >= diversity=1.0"):
+        solve_moments(stats, bar, hat, threshold=1.0, xi=2.0, alpha=1.0, diversity=1.0, centred_limit=0.5)
 
 
 def test_recurrent_weights_carry_one_minus_alpha_of_the_variance():
