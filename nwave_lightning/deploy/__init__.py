@@ -16,6 +16,7 @@ Example:
 
 from .chip import VIOLATION_KINDS, ChipViolationError, Violation, check_chip, require_chip, to_chip
 from .graph import ChipGraph, ChipGraphError, ChipNet, LayerSpec, chip_graph
+from .nir import export_nir, import_nir
 
 __all__ = [
     "VIOLATION_KINDS",
@@ -27,6 +28,8 @@ __all__ = [
     "Violation",
     "check_chip",
     "chip_graph",
+    "export_nir",
+    "import_nir",
     "require_chip",
     "to_chip",
 ]
