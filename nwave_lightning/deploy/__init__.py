@@ -15,10 +15,13 @@ Example:
 """
 
 from .chip import VIOLATION_KINDS, ChipViolationError, Violation, check_chip, require_chip, to_chip
+from .chip_file import CHIP_FILE_VERSION, ChipFileError, export_chip, load_chip
 from .graph import ChipGraph, ChipGraphError, ChipNet, LayerSpec, chip_graph
 
 __all__ = [
+    "CHIP_FILE_VERSION",
     "VIOLATION_KINDS",
+    "ChipFileError",
     "ChipGraph",
     "ChipGraphError",
     "ChipNet",
@@ -27,6 +30,8 @@ __all__ = [
     "Violation",
     "check_chip",
     "chip_graph",
+    "export_chip",
+    "load_chip",
     "require_chip",
     "to_chip",
 ]
