@@ -69,9 +69,9 @@ def atomic_write(path: PathLike, write_fn: Callable[[str], object]) -> str:
     path = os.fspath(path)
     if not callable(write_fn):
         raise ValueError(f"atomic_write: write_fn={write_fn!r} must be a callable taking the temporary file's path.")
-    directory, name = os.path.split(os.path.abspath(path))
-    if not name:
+    if not os.path.basename(path) or os.path.isdir(path):
         raise ValueError(f"atomic_write: path={path!r} names a folder; pass a file path.")
+    directory, name = os.path.split(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     stem, suffix = os.path.splitext(name)
     tmp = os.path.join(directory, f".{stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{suffix}")
