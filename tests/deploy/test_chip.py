@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import pytest
@@ -312,4 +311,5 @@ def test_to_chip_of_a_sign_parametrised_net_takes_the_alpha_to_infinity_limit(si
 def test_to_chip_refuses_a_non_module():
     with pytest.raises(ValueError, match="to_chip: net must be a torch.nn.Module, got dict"):
         to_chip({})
-    assert math.isfinite(H1V1.weight_limit)
+    with pytest.raises(ValueError, match="check_chip: net must be a torch.nn.Module, got list"):
+        check_chip([])
