@@ -99,7 +99,7 @@ class SignAnnealing(Callback):
     ``recurrent_weights``) are logged. At ``on_train_start`` the callback checks
     that the optimiser holds the new parameters.
 
-    Schedules, with ``e = min(epoch, total_epochs) / total_epochs``:
+    Schedules, with ``e = min(epoch, ramp_epochs) / ramp_epochs``:
     ``linear``: ``alpha_start + (alpha_end - alpha_start) * e``;
     ``geometric``: ``alpha_start * (alpha_end / alpha_start) ** e``.
 
@@ -108,35 +108,61 @@ class SignAnnealing(Callback):
     Args:
         alpha_start: Sharpness in the first epoch (> 0).
         alpha_end: Sharpness from epoch ``total_epochs`` on (> 0).
-        total_epochs: Length of the ramp (>= 1).
+        total_epochs: Length of the ramp in epochs (>= 1), or ``None``: ``ramp_fraction``
+            of the trainer's ``max_epochs``, so the last epochs train with the signs
+            the chip will have whatever the run's length (the default of
+            :class:`~nwave_lightning.module.SNNModule`'s hardware-aware training).
         schedule: ``"linear"`` or ``"geometric"``.
+        ramp_fraction: Share of ``max_epochs`` the ramp takes when ``total_epochs`` is ``None``.
 
     Example:
         >>> SignAnnealing(alpha_start=1.0, alpha_end=10.0, total_epochs=3).alpha_at(1)
         4.0
     """
 
-    def __init__(self, alpha_start: float = 1.0, alpha_end: float = 10.0, total_epochs: int = 100, schedule: str = "linear") -> None:
+    def __init__(
+        self,
+        alpha_start: float = 1.0,
+        alpha_end: float = 10.0,
+        total_epochs: Optional[int] = 100,
+        schedule: str = "linear",
+        ramp_fraction: float = 0.6,
+    ) -> None:
         owner = type(self).__name__
         self.alpha_start = check_number(owner, "alpha_start", alpha_start, positive=True)
         self.alpha_end = check_number(owner, "alpha_end", alpha_end, positive=True)
-        self.total_epochs = check_number(owner, "total_epochs", total_epochs, integer=True, minimum=1)
+        self.total_epochs = check_number(owner, "total_epochs", total_epochs, integer=True, minimum=1, allow_none=True)
+        if isinstance(ramp_fraction, bool) or not isinstance(ramp_fraction, (int, float)) or not 0 < ramp_fraction <= 1:
+            raise ValueError(f"{owner}: ramp_fraction={ramp_fraction!r} must be a number in (0, 1] (share of max_epochs).")
+        self.ramp_fraction = float(ramp_fraction)
         if not isinstance(schedule, str) or schedule.lower() not in SCHEDULES:
             raise ValueError(f"{owner}: schedule={schedule!r} is unknown; choose one of {list(SCHEDULES)} (or override alpha_at).")
         self.schedule = schedule.lower()
+        #: Length of the ramp in epochs; with ``total_epochs=None`` known once the trainer is.
+        self.ramp_epochs: Optional[int] = self.total_epochs
         self.epoch: Optional[int] = None
         self.alpha: float = self.alpha_start
         self._network: Optional[nn.Module] = None
 
     def alpha_at(self, epoch: int) -> float:
         """Sharpness for the training epoch ``epoch`` (0-based). Override for a custom ramp."""
-        e = min(epoch, self.total_epochs) / self.total_epochs
+        if self.ramp_epochs is None:
+            raise RuntimeError(f"{type(self).__name__}: total_epochs=None takes its length from the trainer; call setup first.")
+        e = min(epoch, self.ramp_epochs) / self.ramp_epochs
         if self.schedule == "geometric":
             return self.alpha_start * (self.alpha_end / self.alpha_start) ** e
         return self.alpha_start + (self.alpha_end - self.alpha_start) * e
 
     # -- Lightning hooks ---------------------------------------------------
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
+        if self.total_epochs is None:
+            max_epochs = trainer.max_epochs
+            if max_epochs is None or max_epochs < 1:
+                raise ValueError(
+                    f"{type(self).__name__}: total_epochs=None scales the ramp with the trainer's max_epochs, but "
+                    f"max_epochs={max_epochs}. Set Trainer(max_epochs=...) or give total_epochs."
+                )
+            self.ramp_epochs = max(1, round(self.ramp_fraction * max_epochs))
         self._network = network(pl_module)
         if not install_sign_parametrization(self._network, self.alpha):
             raise ValueError(
@@ -175,11 +201,13 @@ class SignAnnealing(Callback):
 
     # -- state ---------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "alpha": self.alpha}
+        return {"epoch": self.epoch, "alpha": self.alpha, "ramp_epochs": self.ramp_epochs}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.epoch = state_dict.get("epoch")
         self.alpha = float(state_dict.get("alpha", self.alpha_start))
+        # A resumed run keeps the ramp it started with, also when max_epochs grew since.
+        self.ramp_epochs = state_dict.get("ramp_epochs") or self.ramp_epochs
         if self._network is not None:  # validate/test from a checkpoint: evaluate with the trained sharpness
             set_sign_alpha(self._network, self.alpha)
 

@@ -17,6 +17,7 @@ Example:
 from .chip import VIOLATION_KINDS, ChipViolationError, Violation, check_chip, require_chip, to_chip
 from .chip_file import CHIP_FILE_VERSION, ChipFileError, export_chip, load_chip
 from .graph import ChipGraph, ChipGraphError, ChipNet, LayerSpec, chip_graph
+from .nir import export_nir, import_nir
 
 __all__ = [
     "CHIP_FILE_VERSION",
@@ -31,6 +32,8 @@ __all__ = [
     "check_chip",
     "chip_graph",
     "export_chip",
+    "export_nir",
+    "import_nir",
     "load_chip",
     "require_chip",
     "to_chip",

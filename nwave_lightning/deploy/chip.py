@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Optional
 
@@ -31,7 +30,7 @@ from ..hardware import ChipSpec
 from ..layers.frontend import _H1Frontend
 from ..layers.inspect import dense_weights, layers
 from ..layers.lif import _H1Layer
-from ..layers.sign import SignBlockParametrization, block_signs, deployable_matrix
+from ..layers.sign import SignBlockParametrization, block_signs, deployable_matrix, unparametrized_copy
 from ..layers.synapse import _H1Synapse
 
 __all__ = ["VIOLATION_KINDS", "ChipViolationError", "Violation", "check_chip", "require_chip", "to_chip"]
@@ -108,24 +107,13 @@ def to_chip(net: nn.Module) -> nn.Module:
     """
     if not isinstance(net, nn.Module):
         raise ValueError(f"to_chip: net must be a torch.nn.Module, got {type(net).__name__}.")
-    chip_net = copy.deepcopy(net)
+    chip_net = unparametrized_copy(net)
+    source = {(entry.module_name, entry.attr): entry.module for entry in dense_weights(net)}
     for entry in dense_weights(chip_net):
-        hard = deployable_matrix(entry.module, entry.attr)
-        if parametrize.is_parametrized(entry.module, entry.attr):
-            _remove_parametrizations(entry.module, entry.attr)
+        hard = deployable_matrix(source[entry.module_name, entry.attr], entry.attr)
         with torch.no_grad():
             getattr(entry.module, entry.attr).copy_(hard)
     return chip_net
-
-
-def _remove_parametrizations(module: nn.Module, attr: str) -> None:
-    # A deep copy shares torch's generated ``Parametrized<Class>`` with the original, and
-    # remove_parametrizations deletes the property from that class: the original would lose
-    # its weight. Give the copy a class of its own first (same bases and attributes).
-    shared = type(module)
-    namespace = {k: v for k, v in vars(shared).items() if k not in ("__dict__", "__weakref__")}
-    module.__class__ = type(shared.__name__, shared.__bases__, namespace)
-    parametrize.remove_parametrizations(module, attr, leave_parametrized=False)
 
 
 def check_chip(net: nn.Module) -> list[Violation]:

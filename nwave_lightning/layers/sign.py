@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 from typing import Optional
 
 import torch
@@ -31,10 +32,13 @@ __all__ = [
     "coherence_pct",
     "deployable_matrix",
     "hard_signed",
+    "initial_sign_logits",
     "install_sign_parametrization",
     "minority_sign_mass",
+    "restart_sign_parametrization",
     "set_sign_alpha",
     "sign_parametrization",
+    "unparametrized_copy",
 ]
 
 
@@ -90,12 +94,60 @@ def hard_signed(weight: torch.Tensor, sign_block: int) -> torch.Tensor:
     return torch.where(signs * w > 0, w, torch.zeros_like(w))
 
 
+def initial_sign_logits(weight: torch.Tensor, sign_block: int) -> torch.Tensor:
+    """Sign logits ``c_b`` that start a parametrisation from ``weight``: block sums over their mean magnitude.
+
+    Logits of order one keep ``tanh(alpha * c)`` informative at ``alpha ~ 1``.
+    """
+    sums = block_sums(weight.detach(), sign_block)
+    return sums / sums.abs().mean().clamp_min(1e-8)
+
+
+@torch.no_grad()
+def restart_sign_parametrization(module: nn.Module, attr: str, weight: torch.Tensor) -> None:
+    """Point a sign-parametrised ``module.<attr>`` at ``weight`` as installing it on ``weight`` would.
+
+    The stored magnitude becomes ``|weight|`` and the logits :func:`initial_sign_logits`;
+    used when an initialiser (``fluct_init``) runs after the parametrisation is in place.
+    """
+    param = sign_parametrization(module, attr)
+    if param is None:
+        raise ValueError(f"restart_sign_parametrization: {type(module).__name__}.{attr} has no sign parametrisation.")
+    module.parametrizations[attr].original.copy_(weight.abs())
+    param.sign_logits.copy_(initial_sign_logits(weight, param.sign_block))
+
+
+def unparametrized_copy(net: nn.Module) -> nn.Module:
+    """A deep copy of ``net`` whose dense H1 matrices are plain parameters holding their current values."""
+    # The per-sequence state of the blocks (prepared matrices, step state) may hold tensors of
+    # the last forward's graph, which deepcopy refuses; the copy starts without it (prepare_net
+    # rebuilds it at the next sequence).
+    memo = {
+        id(value): None
+        for module in net.modules()
+        for value in (getattr(module, "_prepared", None), getattr(module, "_state", None))
+        if value is not None
+    }
+    copied = copy.deepcopy(net, memo)
+    for entry in dense_weights(copied):
+        if parametrize.is_parametrized(entry.module, entry.attr):
+            # A deep copy shares torch's generated ``Parametrized<Class>`` with the original, and
+            # remove_parametrizations deletes the property from that class: the original would
+            # lose its weight. Give the copy a class of its own first (same bases and attributes).
+            shared = type(entry.module)
+            namespace = {k: v for k, v in vars(shared).items() if k not in ("__dict__", "__weakref__")}
+            entry.module.__class__ = type(shared.__name__, shared.__bases__, namespace)
+            parametrize.remove_parametrizations(entry.module, entry.attr, leave_parametrized=True)
+    return copied
+
+
 class SignBlockParametrization(nn.Module):
     """``W = |V| * tanh(alpha * c_b)`` with one sign logit ``c_b`` per row block.
 
     Register with ``torch.nn.utils.parametrize.register_parametrization``; the
     logits are initialised from the block sums of the weight at registration,
-    and ``alpha`` is a plain attribute that :class:`SignAnnealing` raises over
+    and ``alpha`` (kept in the buffer ``alpha_state`` so that a checkpoint restores the
+    exact effective weights) is what the ``SignAnnealing`` callback raises over
     training. With ``alpha -> inf`` every block carries a single sign.
 
     Args:
@@ -108,15 +160,22 @@ class SignBlockParametrization(nn.Module):
         super().__init__()
         _check(weight, sign_block)
         self.sign_block = sign_block
-        self.alpha = float(alpha)
-        sums = block_sums(weight.detach(), sign_block)
-        scale = sums.abs().mean().clamp_min(1e-8)
-        # Logits of order one keep tanh(alpha * c) informative at alpha ~ 1.
-        self.sign_logits = nn.Parameter(sums / scale)
+        self.register_buffer("alpha_state", torch.tensor(float(alpha), dtype=weight.dtype, device=weight.device))
+        self.sign_logits = nn.Parameter(initial_sign_logits(weight, sign_block))
+
+    @property
+    def alpha(self) -> float:
+        """Sharpness of the sign: ``W = |V| * tanh(alpha * c_b)``."""
+        return float(self.alpha_state)
+
+    @alpha.setter
+    def alpha(self, value: float) -> None:
+        with torch.no_grad():
+            self.alpha_state.fill_(float(value))
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         rows = _block_ids(magnitude.shape[0], self.sign_block, magnitude.device)
-        return magnitude.abs() * torch.tanh(self.alpha * self.sign_logits[rows])
+        return magnitude.abs() * torch.tanh(self.alpha_state * self.sign_logits[rows])
 
     def right_inverse(self, weight: torch.Tensor) -> torch.Tensor:
         # Store magnitudes; the sign lives in the logits.
@@ -160,7 +219,7 @@ def set_sign_alpha(model: nn.Module, alpha: float) -> None:
     """Set ``alpha`` of every sign parametrisation in ``model``."""
     for module in model.modules():
         if isinstance(module, SignBlockParametrization):
-            module.alpha = float(alpha)
+            module.alpha = alpha
 
 
 @torch.no_grad()

@@ -23,7 +23,7 @@ Example:
     >>> sorted(k for k in trainer.logged_metrics if k.startswith("val"))[:6]
     ['val/acc', 'val/layer_0/dead_neurons', 'val/layer_0/dead_neurons_fraction', 'val/layer_0/firing_rate', 'val/layer_0/membrane_mean', 'val/layer_0/membrane_var']
     >>> sorted(k for k in trainer.logged_metrics if not k.startswith(("train", "val/layer")))
-    ['epoch', 'lr', 'val/acc', 'val/population/mse', 'val/population/total', 'val/total', 'val_acc', 'val_loss']
+    ['epoch', 'lr', 'val/acc', 'val/population/mse', 'val/population/total', 'val/total', 'val_acc', 'val_chip_acc', 'val_chip_loss', 'val_loss']
 """
 
 from __future__ import annotations
@@ -33,12 +33,16 @@ from typing import Any, Callable, Optional, Union
 
 import lightning.pytorch as pl
 from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities import rank_zero_warn
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 from torchmetrics import Metric
 
-from ..layers.inspect import dense_weights
+from ..callbacks.sign_annealing import SignAnnealing
+from ..deploy import check_chip, to_chip
+from ..layers.inspect import dense_weights, layers
+from ..layers.sign import install_sign_parametrization, restart_sign_parametrization, sign_parametrization, unparametrized_copy
 from ..loss.output import as_loss_output
 from ..metrics import ActivityMetric
 from ..signature import accepted_kwargs
@@ -51,6 +55,8 @@ __all__ = ["SNNModule"]
 # What losses and metrics may ask for (the seed's call contract).
 CALL_KEYS = ("spk_out", "y", "spikes_list", "membranes_list", "model")
 STAGES = ("train", "val", "test")
+#: Evaluation stages of the chip-ready copy (``to_chip(net)``), beside the float ones.
+CHIP_STAGES = {"val": "val_chip", "test": "test_chip"}
 _PLAIN = (type(None), bool, int, float, str)
 
 
@@ -72,6 +78,44 @@ def _cli_hparams() -> Optional[dict]:
     except ImportError:
         return None
     return _given_hyperparameters.get()
+
+
+def _default_sign_annealing(spec: Union[bool, dict[str, Any]]) -> Optional[SignAnnealing]:
+    """The ``SignAnnealing`` that ``sign_annealing=`` asks for (``None``: unconstrained signs)."""
+    if spec is False:
+        return None
+    if spec is True:
+        return SignAnnealing(total_epochs=None)
+    if isinstance(spec, dict):
+        return SignAnnealing(**{"total_epochs": None, **spec})
+    raise ValueError(
+        f"SNNModule: sign_annealing={spec!r} must be True (anneal over 60 % of max_epochs), False, or a dict of "
+        "SignAnnealing arguments such as {'alpha_end': 20.0}."
+    )
+
+
+def _chip_ready_copy_exists(net: nn.Module) -> bool:
+    """Whether ``to_chip(net)`` is a network the chip runs; warns (once per module) when it is not."""
+    if not layers(net):
+        rank_zero_warn(
+            f"SNNModule: chip_eval is on but {type(net).__name__} holds no H1 layer, so it has no chip-ready "
+            "twin and val_chip_* is not logged. Build it from nwave_lightning.layers, or pass chip_eval=False."
+        )
+        return False
+    left = check_chip(to_chip(net))
+    unsupported = [str(v) for v in left if v.kind == "unsupported_module"]
+    if unsupported:
+        rank_zero_warn(
+            f"SNNModule: chip_eval is on but the network has modules the chip lacks ({'; '.join(unsupported)}), "
+            "so val_chip_* is not logged. Pass chip_eval=False to silence this."
+        )
+        return False
+    if left:
+        rank_zero_warn(
+            f"SNNModule: even to_chip(net) breaks chip constraints ({'; '.join(map(str, left))}); val_chip_* "
+            "evaluates it as it is, but the chip cannot run it. Change the model (see check_chip)."
+        )
+    return True
 
 
 def _kwarg_names(fn: Callable) -> tuple[str, ...]:
@@ -108,6 +152,17 @@ class SNNModule(pl.LightningModule):
             (e.g. ``{"xi_target": 2.0, "alpha": 0.85, "n_batches": 4}``): initialise
             ``net`` from the training loader when ``fit`` starts (once; a resumed
             run then loads its checkpoint over it). ``None``: keep ``net``'s weights.
+        chip_eval: Evaluate the chip-ready copy :func:`nwave_lightning.deploy.to_chip`
+            of ``net`` on every validation and test batch and log ``val_chip_loss``,
+            ``val_chip_<metric>`` (``test_chip_*``) next to the float values, so every
+            accuracy has its chip-ready twin; callbacks can monitor them.
+        chip_gap_tolerance: At the end of ``fit``, warn when a chip-ready metric differs
+            from its float twin by more than this.
+        sign_annealing: Train towards the chip's row-block signs: ``True`` adds a
+            :class:`~nwave_lightning.callbacks.SignAnnealing` whose ramp takes 60 % of
+            ``max_epochs`` (a dict gives its arguments) unless the trainer already has
+            one; ``False`` trains unconstrained signs (``to_chip`` then zeroes the
+            minority-sign weights, which costs accuracy).
 
     Raises:
         ValueError: no loss, a metric that is neither a Metric nor callable, or a bad name.
@@ -124,8 +179,11 @@ class SNNModule(pl.LightningModule):
         optimizer_kwargs: Optional[dict[str, Any]] = None,
         lr_scheduler: Union[str, dict[str, Any], Callable, None] = None,
         activity: bool = True,
-        clamp_weights: bool = False,
+        clamp_weights: bool = True,
         fluct_init: Optional[dict[str, Any]] = None,
+        chip_eval: bool = True,
+        chip_gap_tolerance: float = 0.05,
+        sign_annealing: Union[bool, dict[str, Any]] = True,
     ) -> None:
         super().__init__()
         if not isinstance(net, nn.Module):
@@ -148,6 +206,14 @@ class SNNModule(pl.LightningModule):
         if fluct_init is not None and not isinstance(fluct_init, dict):
             raise ValueError(f"SNNModule: fluct_init={fluct_init!r} must be None or a dict of fluct_init keyword arguments.")
         self.fluct_init_kwargs, self._fluct_done = fluct_init, False
+        if not isinstance(chip_eval, bool):
+            raise ValueError(f"SNNModule: chip_eval={chip_eval!r} must be True or False.")
+        if isinstance(chip_gap_tolerance, bool) or not isinstance(chip_gap_tolerance, (int, float)) or not chip_gap_tolerance >= 0:
+            raise ValueError(f"SNNModule: chip_gap_tolerance={chip_gap_tolerance!r} must be a number >= 0 (e.g. 0.05).")
+        self.chip_eval, self.chip_gap_tolerance = chip_eval, float(chip_gap_tolerance)
+        self._chip_net: Optional[nn.Module] = None
+        self._chip_ready: Optional[bool] = None  # whether net has a chip-ready copy; decided at setup
+        self._default_sign_annealing = _default_sign_annealing(sign_annealing)
         self._contract_checked = False
         self._build_metrics(metrics or {}, activity)
 
@@ -170,13 +236,14 @@ class SNNModule(pl.LightningModule):
         self.metric_names: list[str] = []
         self._metric_keys: dict[str, tuple[str, ...]] = {}
         self._plain_metrics: dict[str, Callable] = {}
-        tables = {stage: nn.ModuleDict() for stage in STAGES}
+        all_stages = (*STAGES, *CHIP_STAGES.values())
+        tables = {stage: nn.ModuleDict() for stage in all_stages}
         for name, metric in metrics.items():
             if not isinstance(name, str) or not name or "." in name or "/" in name:
                 raise ValueError(f"SNNModule: metric name {name!r} must be a non-empty string without '.' or '/'.")
             if isinstance(metric, Metric):
                 self._metric_keys[name] = _kwarg_names(metric.update)
-                for stage in STAGES:
+                for stage in all_stages:
                     tables[stage][name] = metric.clone()
             elif callable(metric):
                 self._metric_keys[name] = _kwarg_names(metric)
@@ -186,19 +253,49 @@ class SNNModule(pl.LightningModule):
             self.metric_names.append(name)
         # ModuleDict keys may not shadow Module attributes ("train"), hence the suffix.
         self.stage_metrics = nn.ModuleDict({f"{stage}_metrics": table for stage, table in tables.items()})
-        self._means = {stage: EpochMeans() for stage in STAGES}  # loss components
-        self._plain_means = {stage: EpochMeans() for stage in STAGES}  # plain-callable metrics
+        self._means = {stage: EpochMeans() for stage in all_stages}  # loss components
+        self._plain_means = {stage: EpochMeans() for stage in all_stages}  # plain-callable metrics
         self.activity = None
         if activity:
             self.activity = nn.ModuleDict({f"{stage}_activity": ActivityMetric() for stage in STAGES})
 
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """The default hardware-aware training: a ``SignAnnealing`` unless the trainer has one."""
+        if self._default_sign_annealing is None or not dense_weights(self.net):
+            return []
+        if any(isinstance(callback, SignAnnealing) for callback in self.trainer.callbacks):
+            return []
+        return [self._default_sign_annealing]
+
     def setup(self, stage: str) -> None:
         # Before the strategy wraps the model: under DDP, rank 0's initialised weights are broadcast.
         if stage == "fit" and self.fluct_init_kwargs is not None and not self._fluct_done:
-            from ..init import fluct_init
-
-            fluct_init(self.net, self._training_loader(), **self.fluct_init_kwargs)
+            self._run_fluct_init()
             self._fluct_done = True
+        if self.chip_eval and self._chip_ready is None:
+            self._chip_ready = _chip_ready_copy_exists(self.net)
+
+    def _run_fluct_init(self) -> None:
+        from ..init import fluct_init
+
+        parametrized = [e for e in dense_weights(self.net) if sign_parametrization(e.module, e.attr) is not None]
+        if not parametrized:
+            fluct_init(self.net, self._training_loader(), **self.fluct_init_kwargs)
+            return
+        # SignAnnealing's setup (a callback's, so before this one) already parametrised the
+        # signs. Initialise a plain copy, then start each parametrisation from its weights,
+        # exactly as installing it after fluct_init would.
+        plain = unparametrized_copy(self.net)
+        fluct_init(plain, self._training_loader(), **self.fluct_init_kwargs)
+        initialised = dict(plain.named_modules())
+        for entry in parametrized:
+            restart_sign_parametrization(entry.module, entry.attr, getattr(initialised[entry.module_name], entry.attr))
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Runs of the hardware-aware default save sign-parametrised weights; a module built
+        # afresh (load_from_checkpoint, nwave validate/test) needs the parametrisation to load them.
+        if any(key.endswith(".sign_logits") for key in checkpoint.get("state_dict", {})):
+            install_sign_parametrization(self.net)
 
     def _training_loader(self):
         if self.trainer.datamodule is not None:
@@ -224,22 +321,23 @@ class SNNModule(pl.LightningModule):
         """``net(x)`` -> ``(spikes_list, membranes_list)``."""
         return self.net(x)
 
-    def _run_net(self, x: torch.Tensor):
-        outputs = self.net(x)
+    def _run_net(self, x: torch.Tensor, net: Optional[nn.Module] = None):
+        outputs = (net or self.net)(x)
         if not self._contract_checked:
             validate_contract(outputs, x)
             self._contract_checked = True
         return outputs
 
-    def _shared_step(self, batch: Any, stage: str) -> torch.Tensor:
+    def _shared_step(self, batch: Any, stage: str, net: Optional[nn.Module] = None) -> torch.Tensor:
+        net = net or self.net
         x, y, _ = unpack_batch(batch)
-        spikes_list, membranes_list = self._run_net(x)
+        spikes_list, membranes_list = self._run_net(x, net)
         call = {
             "spk_out": spikes_list[-1],
             "y": y,
             "spikes_list": list(spikes_list),
             "membranes_list": list(membranes_list),
-            "model": self.net,
+            "model": net,
         }
         out = as_loss_output(self.loss(**{key: call[key] for key in self._loss_keys}))
         batch_size = x.shape[0]
@@ -250,7 +348,7 @@ class SNNModule(pl.LightningModule):
                 "y": y,
                 "spikes_list": [s.detach() for s in spikes_list],
                 "membranes_list": [m.detach() for m in membranes_list],
-                "model": self.net,
+                "model": net,
             }
             self._update_metrics(stage, detached, batch_size)
         return out.total
@@ -266,7 +364,7 @@ class SNNModule(pl.LightningModule):
                 table[name].update(**kwargs)
         if plain:
             self._plain_means[stage].update(plain, batch_size)
-        if self.activity is not None:
+        if self.activity is not None and stage in STAGES:
             self.activity[f"{stage}_activity"].update(call["spikes_list"], call["membranes_list"])
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
@@ -274,9 +372,32 @@ class SNNModule(pl.LightningModule):
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._shared_step(batch, "val")
+        if self._chip_net is not None:
+            self._shared_step(batch, CHIP_STAGES["val"], self._chip_net)
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self._shared_step(batch, "test")
+        if self._chip_net is not None:
+            self._shared_step(batch, CHIP_STAGES["test"], self._chip_net)
+
+    def on_validation_epoch_start(self) -> None:
+        self._chip_net = self.chip_net()
+
+    def on_test_epoch_start(self) -> None:
+        self._chip_net = self.chip_net()
+
+    def chip_net(self) -> Optional[nn.Module]:
+        """The chip-ready copy ``to_chip(net)`` (``None`` with ``chip_eval=False`` or a net the chip cannot run)."""
+        if not self.chip_eval:
+            return None
+        if self._chip_ready is None:
+            self._chip_ready = _chip_ready_copy_exists(self.net)
+        if not self._chip_ready:
+            return None
+        # Validate/test run under inference mode, whose tensors have no version counter; the
+        # copy's layers use it to detect stale prepared matrices, so build it outside.
+        with torch.inference_mode(False):
+            return to_chip(self.net).eval()
 
     def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
         """Readout spikes (and the targets when the batch has them) of one batch."""
@@ -289,12 +410,24 @@ class SNNModule(pl.LightningModule):
         return self.trainer.strategy.reduce(tensor, reduce_op="sum") if self._trainer is not None else tensor
 
     def _log_epoch(self, stage: str, extra: Optional[dict[str, float]] = None) -> None:
+        values = self._epoch_values(stage, extra)
+        chip_stage = CHIP_STAGES.get(stage)
+        if chip_stage is not None and self._chip_net is not None:
+            values.update(self._epoch_values(chip_stage))
+            self._chip_net = None  # rebuilt from the current weights at the next evaluation
+        self._emit(stage, {key: torch.as_tensor(value, dtype=torch.float32).reshape(()) for key, value in values.items()})
+
+    def _epoch_values(self, stage: str, extra: Optional[dict[str, float]] = None) -> dict[str, Any]:
+        """The epoch's values of ``stage``; chip stages give only ``<stage>_loss`` and ``<stage>_<metric>``."""
         values: dict[str, Any] = dict(extra or {})
+        brief = stage not in STAGES
         # Loss components: batch-size-weighted means, summed over ranks in one collective.
         for key, value in self._means[stage].compute(self._reduce_sum).items():
             values[f"{stage}/{key}"] = value
         if f"{stage}/total" in values:
             values[f"{stage}_loss"] = values[f"{stage}/total"]
+        if brief:
+            values = {key: value for key, value in values.items() if "/" not in key}
         self._means[stage].reset()
         table = self.stage_metrics[f"{stage}_metrics"]
         plain = self._plain_means[stage].compute(self._reduce_sum)
@@ -310,13 +443,14 @@ class SNNModule(pl.LightningModule):
             items = result.items() if isinstance(result, dict) else [("", result)]
             for key, value in items:
                 suffix = f"/{key}" if key else ""
-                values[f"{stage}/{name}{suffix}"] = value
+                if not brief:
+                    values[f"{stage}/{name}{suffix}"] = value
                 values[f"{stage}_{name}{suffix}"] = value
-        if self.activity is not None:
+        if self.activity is not None and not brief:
             for key, value in self.activity[f"{stage}_activity"].compute().items():
                 values[f"{stage}/{key}"] = value
             self.activity[f"{stage}_activity"].reset()
-        self._emit(stage, {key: torch.as_tensor(value, dtype=torch.float32).reshape(()) for key, value in values.items()})
+        return values
 
     def _emit(self, stage: str, values: dict[str, torch.Tensor]) -> None:
         """Publish epoch values (already reduced over ranks) to loggers, callbacks and the progress bar.
@@ -374,6 +508,28 @@ class SNNModule(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
+
+    def on_fit_end(self) -> None:
+        self._warn_on_chip_gap()
+
+    def _warn_on_chip_gap(self) -> None:
+        """Say so when the chip-ready copy scores far from the float network the run reports."""
+        logged = self.trainer.callback_metrics
+        gaps = []
+        for name in self.metric_names:
+            float_key, chip_key = f"val_{name}", f"{CHIP_STAGES['val']}_{name}"
+            if float_key in logged and chip_key in logged:
+                float_value, chip_value = float(logged[float_key]), float(logged[chip_key])
+                if abs(float_value - chip_value) > self.chip_gap_tolerance:
+                    gaps.append(f"{chip_key}={chip_value:.4g} vs {float_key}={float_value:.4g}")
+        if gaps:
+            rank_zero_warn(
+                f"SNNModule: the chip-ready network (to_chip(net)) scores far from the float one at the end of fit: "
+                f"{'; '.join(gaps)} (more than chip_gap_tolerance={self.chip_gap_tolerance}). The float weights rely "
+                "on what the chip cannot store. Train hardware-aware: keep sign_annealing=True (or a SignAnnealing "
+                "callback whose ramp ends well before max_epochs) and clamp_weights=True, and monitor val_chip_* "
+                "in BestModelCheckpoint / early stopping."
+            )
 
     # -- optimisation ------------------------------------------------------
     def configure_optimizers(self):

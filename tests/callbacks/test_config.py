@@ -25,7 +25,7 @@ EXPECTED = {
     "early_stopping_threshold.yaml": [NWaveEarlyStopping],
     "best_checkpoint.yaml": [BestModelCheckpoint],
     "activity_figures.yaml": [ActivityFigures],
-    "hardware_aware.yaml": [SurrogateScheduler, SignAnnealing, NWaveEarlyStopping, BestModelCheckpoint, ActivityFigures],
+    "hardware_aware.yaml": [SurrogateScheduler, SignAnnealing, NWaveEarlyStopping, ActivityFigures],
     "custom_subclasses.yaml": [WarmupCosineSurrogate, MovingAverageEarlyStopping, ParticipationFigures],
 }
 
@@ -35,6 +35,32 @@ def cli_callbacks(path, tmp_path, *extra):
     cli = LightningCLI(TinyModule, run=False, args=args, save_config_callback=None)
     ours = (SurrogateScheduler, SignAnnealing, NWaveEarlyStopping, BestModelCheckpoint, ActivityFigures)
     return cli, [cb for cb in cli.trainer.callbacks if isinstance(cb, ours)]
+
+
+def test_callback_groups_append_and_keep_the_monitored_metric(tmp_path):
+    # The quick start monitors val_chip_acc in its BestModelCheckpoint; a callbacks group added after
+    # it appends its own callbacks and neither drops nor replaces that checkpoint.
+    quickstart = CONFIGS.parent / "quickstart.yaml"
+    for name in sorted(EXPECTED):
+        args = ["--config", str(quickstart), "--config", str(CONFIGS / name), "--print_config"]
+        parser_out = _printed_config(args)
+        best = [cb for cb in parser_out["trainer"]["callbacks"] if cb["class_path"].endswith("BestModelCheckpoint")]
+        assert best[0]["init_args"]["metric"] == "val_chip_acc", name
+        assert len(parser_out["trainer"]["callbacks"]) == 1 + len(EXPECTED[name]), name
+
+
+def _printed_config(args) -> dict:
+    import contextlib
+    import io
+
+    import yaml
+
+    from nwave_lightning.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        main(args=["fit", *args])
+    return yaml.safe_load(out.getvalue())
 
 
 def test_every_yaml_file_is_covered():

@@ -95,7 +95,9 @@ def test_callbacks_group_adds_the_seed_conditional_keys(tmp_path, capsys):
     plain = _fit(tmp_path / "plain", "--trainer.max_epochs=1")
     tags = set(SummaryReader(plain.trainer.logger.log_dir).scalars["tag"])
     assert "best_selected_metric" in tags  # the quick start keeps best_model.pt
-    assert not tags & SEED_CONDITIONAL and not any(t.startswith("sign_topology/") for t in tags)
+    # Hardware-aware by default: sign annealing and the chip-ready twin, but no other conditional key.
+    assert {"sign_alpha", "val_chip_acc", "val_chip_loss"} <= tags
+    assert not tags & (SEED_CONDITIONAL - {"sign_alpha"})
     extra = ["--config", str(CONFIGS / "callbacks" / "hardware_aware.yaml"), "--trainer.max_epochs=2"]
     full = _fit(tmp_path / "full", *extra)
     tags = set(SummaryReader(full.trainer.logger.log_dir).scalars["tag"])

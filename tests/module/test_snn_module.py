@@ -32,7 +32,13 @@ def expected_keys(n_layers: int, metrics=("acc", "mean_y")) -> set[str]:
         keys |= {f"{stage}/{c}" for c in LOSS_COMPONENTS}
         keys |= {f"{stage}/{m}" for m in metrics} | {f"{stage}_{m}" for m in metrics}
         keys |= {f"{stage}/layer_{i}/{s}" for i in range(n_layers) for s in ACTIVITY}
-    return keys
+    return keys | chip_keys(n_layers, metrics)
+
+
+def chip_keys(n_layers: int, metrics=()) -> set[str]:
+    """What the hardware-aware defaults add: the chip-ready twins and the sign annealing's keys."""
+    keys = {"val_chip_loss", "sign_alpha"} | {f"val_chip_{m}" for m in metrics}
+    return keys | {f"sign_topology/synapses.{i}/weight_coherence_pct" for i in range(n_layers)}
 
 
 def test_tensorboard_holds_exactly_the_seed_keys_once_per_epoch(tmp_path):
@@ -78,7 +84,8 @@ def test_validation_values_match_an_independent_pass_over_the_whole_split(tmp_pa
 
 def test_without_metrics_and_activity_only_loss_keys_remain(tmp_path):
     _, scalars = fit_and_read(tmp_path, make_module(metrics=None, activity=False), epochs=1)
-    assert set(scalars) == {"epoch", "lr", "train_loss", "val_loss"} | {f"{s}/{c}" for s in ("train", "val") for c in LOSS_COMPONENTS}
+    plain = {"epoch", "lr", "train_loss", "val_loss"} | {f"{s}/{c}" for s in ("train", "val") for c in LOSS_COMPONENTS}
+    assert set(scalars) == plain | chip_keys(n_layers=2)
 
 
 def test_meta_batches_train_and_test_keys(tmp_path):
@@ -136,7 +143,7 @@ def test_clamp_weights_projects_onto_the_chip_range(tmp_path):
     net = tiny_net()
     with torch.no_grad():
         net.synapses[0].weight.fill_(3.0)
-    module = make_module(net=net, clamp_weights=True, lr=0.5)
+    module = make_module(net=net, clamp_weights=True, lr=0.5, sign_annealing=False)
     trainer(None, max_epochs=1).fit(module, loader(8, 4))
     low, high = net.synapses[0].chip.weight_range
     for synapse in net.synapses:
@@ -146,7 +153,8 @@ def test_clamp_weights_projects_onto_the_chip_range(tmp_path):
 
 def _seeded_fit(tmp_path, name, max_epochs, ckpt_path=None):
     pl.seed_everything(123, workers=True)
-    module = make_module(lr=2e-2)
+    # A fixed sign-annealing ramp: the default one scales with max_epochs, which differs between the runs.
+    module = make_module(lr=2e-2, sign_annealing={"total_epochs": 3})
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
     fitter = trainer(tmp_path / name, max_epochs=max_epochs, enable_checkpointing=True, callbacks=[checkpoint])
     fitter.fit(module, loader(12, 4, seed=0), loader(6, 3, seed=1), ckpt_path=ckpt_path)
@@ -171,7 +179,7 @@ def test_fluct_init_runs_once_from_the_training_loader():
     reference = tiny_net((6,))
     fluct_init(reference, loader(8, 4), **kwargs)
     torch.manual_seed(3)
-    module = make_module(net=tiny_net((6,)), fluct_init=kwargs)
+    module = make_module(net=tiny_net((6,)), fluct_init=kwargs, sign_annealing=False)
     fitter = trainer(None, max_epochs=1, limit_train_batches=0, limit_val_batches=0)
     fitter.fit(module, loader(8, 4))
     for key, value in reference.state_dict().items():

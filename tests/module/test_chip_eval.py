@@ -1,0 +1,142 @@
+"""SNNModule's chip-ready twin: val_chip_* is what the chip-legal network scores."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from nwave_lightning.callbacks import SignAnnealing
+from nwave_lightning.metrics import PopulationAccuracy
+from nwave_lightning.module import SNNModule
+
+from ._tiny import CLASSES, IN_CH, PER_CLASS, fit_and_read, loader, make_module, tiny_loss, tiny_net, tiny_tensors, trainer
+
+
+def _hand_made_chip_weights(net) -> dict[str, torch.Tensor]:
+    """What the chip stores, computed here without the library: the sign of each row's
+    logit (the sign annealing's alpha -> inf limit) times the stored magnitude, clamped."""
+    weights = {}
+    low, high = net.lifs[0].chip.weight_range
+    for i, synapse in enumerate(net.synapses):
+        plist = synapse.parametrizations["weight"]
+        logits = plist[0].sign_logits.detach()  # (rows, 1) with sign_block = 1
+        signs = torch.where(logits < 0, -1.0, 1.0)
+        weights[f"synapses.{i}.weight"] = (plist.original.detach().abs() * signs).clamp(low, high)
+    return weights
+
+
+def _population_accuracy(spk_out: torch.Tensor, y: torch.Tensor) -> float:
+    votes = spk_out.sum(dim=1).reshape(len(y), CLASSES, PER_CLASS).sum(dim=2)
+    return (votes.argmax(dim=1) == y).float().mean().item()
+
+
+def test_defaults_log_val_chip_acc_equal_to_the_chip_legal_network(tmp_path):
+    module = make_module(net=tiny_net((6,)))  # every default: sign annealing, clamping, chip evaluation
+    val_x, val_y = tiny_tensors(9, seed=3)
+    val = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(val_x, val_y), batch_size=4)
+    _, scalars = fit_and_read(tmp_path, module, epochs=3, val=val)
+    assert {"val_chip_acc", "val_chip_loss", "sign_alpha"} <= set(scalars)
+    assert sorted(scalars["val_chip_acc"]) == [1, 2, 3]
+
+    # An independent chip network: the same architecture without any parametrisation,
+    # loaded with hand-computed chip weights.
+    plain = tiny_net((6,))
+    plain.load_state_dict(_hand_made_chip_weights(module.net), strict=False)
+    plain.eval()
+    with torch.no_grad():
+        spikes, _ = plain(val_x)
+    expected = _population_accuracy(spikes[-1], val_y)
+    assert scalars["val_chip_acc"][3] == pytest.approx(expected, abs=1e-6)
+    full = tiny_loss()(spk_out=spikes[-1], y=val_y, spikes_list=spikes).total.item()
+    assert scalars["val_chip_loss"][3] == pytest.approx(full, rel=1e-5)
+
+
+def test_without_sign_training_the_twin_runs_the_hard_signed_weights(tmp_path):
+    # Unconstrained signs: the float network keeps mixed-sign rows, and the chip twin is that
+    # network with each row's minority-sign weights zeroed (the sign of the row sum wins).
+    module = make_module(net=tiny_net((6,)), sign_annealing=False, lr=0.05)
+    val_x, val_y = tiny_tensors(9, seed=3)
+    val = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(val_x, val_y), batch_size=4)
+    _, scalars = fit_and_read(tmp_path, module, epochs=2, val=val)
+    assert "sign_alpha" not in scalars
+    hard = tiny_net((6,))
+    low, high = module.net.lifs[0].chip.weight_range
+    mixed_rows = 0
+    with torch.no_grad():
+        for mine, float_synapse in zip(hard.synapses, module.net.synapses):
+            w = float_synapse.weight.detach()
+            row_sign = torch.where(w.sum(dim=1, keepdim=True) < 0, -1.0, 1.0)
+            mixed_rows += int(((w * row_sign) < 0).any(dim=1).sum())
+            mine.weight.copy_(torch.where(w * row_sign > 0, w, torch.zeros_like(w)).clamp(low, high))
+        spikes, _ = hard.eval()(val_x)
+    assert mixed_rows > 0  # the twin really runs other weights than the float network
+    full = tiny_loss()(spk_out=spikes[-1], y=val_y, spikes_list=spikes).total.item()
+    assert scalars["val_chip_loss"][2] == pytest.approx(full, rel=1e-5)
+    assert scalars["val_chip_acc"][2] == pytest.approx(_population_accuracy(spikes[-1], val_y), abs=1e-6)
+
+
+def test_test_stage_logs_test_chip_keys():
+    module = make_module()
+    fitter = trainer(max_epochs=1)
+    fitter.fit(module, loader(8, 4), loader(4, 4, seed=1))
+    result = fitter.test(module, loader(6, 3, seed=2), verbose=False)[0]
+    assert {"test_chip_loss", "test_chip_acc", "test_acc"} <= set(result)
+
+
+def test_chip_eval_false_logs_no_chip_keys(tmp_path):
+    _, scalars = fit_and_read(tmp_path, make_module(chip_eval=False), epochs=1)
+    assert not [key for key in scalars if "chip" in key]
+
+
+def test_a_trainer_sign_annealing_replaces_the_default(tmp_path):
+    mine = SignAnnealing(alpha_start=2.0, alpha_end=4.0, total_epochs=2)
+    _, scalars = fit_and_read(tmp_path, make_module(), epochs=2, callbacks=[mine])
+    assert scalars["sign_alpha"] == pytest.approx({1: 2.0, 2: 3.0})
+
+
+def test_default_ramp_scales_with_max_epochs(tmp_path):
+    _, scalars = fit_and_read(tmp_path, make_module(), epochs=5)
+    # 60 % of 5 epochs = 3: alpha 1 -> 10 over three epochs, then held.
+    assert scalars["sign_alpha"] == pytest.approx({1: 1.0, 2: 4.0, 3: 7.0, 4: 10.0, 5: 10.0})
+
+
+def test_bad_sign_annealing_argument_names_the_fix():
+    with pytest.raises(ValueError, match="sign_annealing='yes'"):
+        make_module(sign_annealing="yes")
+
+
+class _FloatOnly(nn.Module):
+    """A contract model without H1 layers: it has no chip twin."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(IN_CH, CLASSES * PER_CLASS)
+
+    def forward(self, x):
+        out = torch.sigmoid(self.fc(x))
+        return [out], [out]
+
+
+def test_a_network_without_h1_layers_warns_once_and_logs_no_chip_keys(tmp_path):
+    module = SNNModule(_FloatOnly(), loss=tiny_loss(), metrics={"acc": PopulationAccuracy(num_classes=CLASSES)})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, scalars = fit_and_read(tmp_path, module, epochs=2)
+    messages = [str(w.message) for w in caught if "chip_eval" in str(w.message)]
+    assert len(messages) == 1 and "holds no H1 layer" in messages[0]
+    assert not [key for key in scalars if "chip" in key]
+
+
+def test_end_of_fit_warns_when_the_chip_twin_trails():
+    # A tolerance of zero makes any difference a gap; unconstrained signs make one.
+    module = make_module(net=tiny_net((6,)), sign_annealing=False, chip_gap_tolerance=0.0, metrics={"loss_like": _first_rate})
+    with pytest.warns(UserWarning, match=r"val_chip_loss_like=.* vs val_loss_like=.*chip_gap_tolerance=0.0"):
+        trainer(max_epochs=1).fit(module, loader(8, 4), loader(6, 3, seed=1))
+
+
+def _first_rate(membranes_list, **unused):
+    # The mean readout membrane: it moves with any change of the weights.
+    return membranes_list[-1].float().mean()
