@@ -2,7 +2,7 @@
 
 :func:`atomic_write` is the one place the framework writes a file atomically:
 checkpoints (``best_model.pt``), HPO reports, tune configs and chip files all
-go through it, so a reader (TensorBoard, a resumed run, the chip toolchain)
+go through it (as do NIR graphs), so a reader (TensorBoard, a resumed run, the chip toolchain)
 never sees half a file, and a failed write leaves nothing behind.
 
 Example:

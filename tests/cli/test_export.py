@@ -18,7 +18,6 @@ from nwave_lightning.models import H1Classifier
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
-SIGN_ANNEALING = str(ROOT / "configs" / "callbacks" / "sign_annealing.yaml")
 # The quick start, shrunk so that a run takes seconds.
 TINY = [
     "--data.init_args.n_train=32",
@@ -31,7 +30,6 @@ TINY = [
     "--trainer.enable_model_summary=false",
     "--trainer.log_every_n_steps=1",
 ]
-NET_ARGS = dict(in_ch=13, num_classes=2, neurons_per_class=8, hidden=[16, 32], taus=[0.01, 0.02, 0.04], dt=0.001, chip="H1v2")
 
 
 @pytest.fixture(autouse=True)
@@ -50,14 +48,15 @@ def _train(folder: Path, *extra: str) -> str:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """One plain and one sign-annealed quick-start run (2 epochs each): their last.ckpt paths."""
+    """Quick-start runs of 2 epochs: (log folder, last.ckpt) of one with SNNModule's default sign
+    annealing (sign-parametrised checkpoint) and one with unconstrained signs (plain weights)."""
     folder = tmp_path_factory.mktemp("runs")
     saved = sys.argv
     sys.argv = ["nwave"]
     try:
         return {
-            "plain": (folder / "plain", _train(folder / "plain")),
-            "sign_annealed": (folder / "signs", _train(folder / "signs", "--config", SIGN_ANNEALING)),
+            "sign_annealed": (folder / "signs", _train(folder / "signs")),
+            "unconstrained": (folder / "plain", _train(folder / "plain", "--model.init_args.sign_annealing=false")),
         }
     finally:
         sys.argv = saved
@@ -67,13 +66,17 @@ def _export(folder: Path, ckpt_path: str, output: Path, *extra: str):
     return main(["export", "--config", QUICKSTART, *extra, *TINY, _logs(folder), f"--ckpt_path={ckpt_path}", f"--output={output}"])
 
 
-def _net_of(ckpt_path: str, sign_parametrised: bool) -> torch.nn.Module:
-    """The checkpoint's network, rebuilt here from its state_dict (independently of `nwave export`)."""
-    net = H1Classifier(**NET_ARGS)
+def _net_of(ckpt_path, sign_parametrised: bool) -> torch.nn.Module:
+    """The checkpoint's network, rebuilt here from its hyper-parameters and state_dict (not by `nwave export`)."""
+    payload = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    net_config = payload["hyper_parameters"]["net"]
+    assert net_config["class_path"] == "nwave_lightning.models.H1Classifier"
+    net = H1Classifier(**net_config["init_args"])
     if sign_parametrised:
         install_sign_parametrization(net)
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
-    net.load_state_dict({k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")})
+    state = payload["state_dict"]
+    own = {k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")}
+    net.load_state_dict(own or state)  # best_model.pt holds the network's own keys
     return net
 
 
@@ -85,7 +88,7 @@ def _inputs(reference: torch.nn.Module) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("suffix", [".json", ".npz"])
-@pytest.mark.parametrize("run", ["plain", "sign_annealed"])
+@pytest.mark.parametrize("run", ["sign_annealed", "unconstrained"])
 def test_export_writes_a_chip_file_with_the_spikes_of_the_checkpoint(runs, run, suffix, tmp_path, capsys):
     folder, ckpt_path = runs[run]
     state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
@@ -111,25 +114,22 @@ def test_export_writes_a_chip_file_with_the_spikes_of_the_checkpoint(runs, run, 
 
 
 def test_export_reads_best_model_pt_and_ckpt_path_last(runs, tmp_path, capsys):
-    folder, ckpt_path = runs["plain"]
+    folder, ckpt_path = runs["sign_annealed"]
     best = Path(ckpt_path).parents[1] / "best_model.pt"  # BestModelCheckpoint: the network's own keys
     assert best.is_file()
     _export(folder, str(best), tmp_path / "best.npz")
     _export(folder, "last", tmp_path / "last.npz")
     assert "chip check: OK" in capsys.readouterr().out
-    last = to_chip(_net_of(ckpt_path, sign_parametrised=False))
+    last = to_chip(_net_of(ckpt_path, sign_parametrised=True))
     x = _inputs(last)
     with torch.no_grad():
         assert all(torch.equal(a, b) for a, b in zip(last(x)[0], load_chip(tmp_path / "last.npz")(x)[0]))
-    payload = torch.load(best, map_location="cpu", weights_only=True)
-    from_best = H1Classifier(**NET_ARGS)
-    from_best.load_state_dict(payload["state_dict"])
-    with torch.no_grad():
-        assert all(torch.equal(a, b) for a, b in zip(to_chip(from_best)(x)[0], load_chip(tmp_path / "best.npz")(x)[0]))
+        from_best = to_chip(_net_of(best, sign_parametrised=True))
+        assert all(torch.equal(a, b) for a, b in zip(from_best(x)[0], load_chip(tmp_path / "best.npz")(x)[0]))
 
 
 def test_an_unknown_suffix_is_refused_before_anything_is_loaded(runs, tmp_path, monkeypatch):
-    folder, ckpt_path = runs["plain"]
+    folder, ckpt_path = runs["sign_annealed"]
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("loaded something before checking --output")
@@ -144,9 +144,10 @@ def test_an_unknown_suffix_is_refused_before_anything_is_loaded(runs, tmp_path, 
 
 
 def test_an_illegal_network_exits_non_zero_and_writes_nothing(runs, tmp_path, capsys):
-    folder, ckpt_path = runs["plain"]
+    folder, ckpt_path = runs["sign_annealed"]
     payload = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    payload["state_dict"]["net.lifs.1.taus"] = torch.full((32,), 0.9)  # 900 ms: beyond the chip's 500 ms
+    payload["state_dict"]["net.lifs.1.taus"].fill_(0.9)  # 900 ms, beyond the chip's 500 ms: to_chip cannot fix it
+    width = payload["state_dict"]["net.lifs.1.taus"].numel()
     bad = tmp_path / "bad.ckpt"
     torch.save(payload, bad)
     output = tmp_path / "out" / "model.json"
@@ -155,7 +156,7 @@ def test_an_illegal_network_exits_non_zero_and_writes_nothing(runs, tmp_path, ca
     assert info.value.code not in (0, None) and "nothing written" in str(info.value.code)
     out = capsys.readouterr().out
     assert "chip check: 1 violation(s)" in out
-    assert "'lifs.1' [tau_range] taus outside [0.001, 0.5] s or not above dt=0.001: 32 affected (worst 0.9)" in out
+    assert f"'lifs.1' [tau_range] taus outside [0.001, 0.5] s or not above dt=0.001: {width} affected (worst 0.9)" in out
     assert not output.parent.exists()
 
 
@@ -182,8 +183,9 @@ def test_nir_without_export_nir_says_so_before_loading(tmp_path, monkeypatch):
 
 
 def test_a_checkpoint_of_another_network_is_refused_naming_the_file(runs, tmp_path):
-    folder, _ = runs["plain"]
-    other = H1Classifier(**{**NET_ARGS, "hidden": [8, 32]})
+    folder, ckpt_path = runs["unconstrained"]
+    trained = torch.load(ckpt_path, map_location="cpu", weights_only=True)["hyper_parameters"]["net"]["init_args"]
+    other = H1Classifier(**{**trained, "hidden": [5, 7]})
     foreign = tmp_path / "foreign.ckpt"  # no hyper-parameters: the config alone builds the model
     torch.save({"state_dict": {f"net.{key}": value for key, value in other.state_dict().items()}}, foreign)
     with pytest.raises(ValueError, match=r"the weights in '.*foreign\.ckpt' do not fit the network the config builds \(H1Classifier\)"):
