@@ -1,9 +1,9 @@
 """Files written whole or not at all.
 
 :func:`atomic_write` is the one place the framework writes a file atomically:
-checkpoints (``best_model.pt``), HPO reports, tune configs and chip files all
-go through it (as do NIR graphs), so a reader (TensorBoard, a resumed run, the chip toolchain)
-never sees half a file, and a failed write leaves nothing behind.
+checkpoints (``best_model.pt``), HPO reports, tune configs, chip files and NIR
+graphs all go through it, so a reader (TensorBoard, a resumed run, the chip
+toolchain) never sees half a file, and a failed write leaves nothing behind.
 
 Example:
     >>> import json, os, tempfile
