@@ -175,6 +175,18 @@ def test_nir_goes_to_export_nir_with_the_chip_legal_network(runs, tmp_path, monk
     assert f"wrote {tmp_path / 'model.nir'}" in capsys.readouterr().out
 
 
+def test_nir_and_the_chip_file_of_one_checkpoint_run_alike(runs, tmp_path, capsys):
+    pytest.importorskip("nir")
+    folder, ckpt_path = runs["sign_annealed"]
+    _export(folder, ckpt_path, tmp_path / "model.nir")
+    _export(folder, ckpt_path, tmp_path / "model.npz")
+    assert f"wrote {tmp_path / 'model.nir'}" in capsys.readouterr().out
+    from_nir, from_chip_file = deploy.import_nir(str(tmp_path / "model.nir")), load_chip(tmp_path / "model.npz")
+    x = _inputs(from_chip_file)
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(from_nir(x)[0], from_chip_file(x)[0]))
+
+
 def test_nir_without_export_nir_says_so_before_loading(tmp_path, monkeypatch):
     monkeypatch.delattr(deploy, "export_nir", raising=False)
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("loaded a checkpoint first"))
