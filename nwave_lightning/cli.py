@@ -28,10 +28,13 @@ method's typed arguments into options and calls it with ``model`` and
 
 ``nwave tune --config configs/tune_<x>.yaml`` (a fit config plus a
 ``search_space``) runs Ray Tune over it; see :mod:`nwave_lightning.hpo.tune_cli`.
+``nwave export --config <fit config> --ckpt_path <checkpoint> --output model.json``
+writes the trained network for the chip (``.json`` / ``.npz`` chip file, ``.nir``);
+see :mod:`nwave_lightning.deploy.export_cli`.
 
 Example:
     >>> sorted(NWaveCLI.subcommands())
-    ['fit', 'predict', 'test', 'tune', 'validate']
+    ['export', 'fit', 'predict', 'test', 'tune', 'validate']
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
+from .deploy.export_cli import EXPORT_SKIPPED_ARGS, export as _export_subcommand, export_format
 from .hpo.tune_cli import TUNE_SKIPPED_ARGS, tune as _tune_subcommand
 from .module import SNNModule
 
@@ -65,6 +69,7 @@ class NWaveTrainer(Trainer):
     """The Trainer behind ``nwave``; subcommands beyond fit/validate/test/predict are its methods."""
 
     tune = _tune_subcommand  # `nwave tune`: Ray Tune over a fit config (imports Ray only when run)
+    export = _export_subcommand  # `nwave export`: a checkpoint to a chip file or NIR
 
 
 class NWaveCLI(LightningCLI):
@@ -73,7 +78,7 @@ class NWaveCLI(LightningCLI):
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
         """Subcommand name -> Trainer-method arguments the CLI fills itself."""
-        return {**LightningCLI.subcommands(), "tune": set(TUNE_SKIPPED_ARGS)}
+        return {**LightningCLI.subcommands(), "tune": set(TUNE_SKIPPED_ARGS), "export": set(EXPORT_SKIPPED_ARGS)}
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Trainer:
         # Lightning's implicit ModelCheckpoint keeps no last.ckpt, which `--ckpt_path last` needs;
@@ -82,6 +87,13 @@ class NWaveCLI(LightningCLI):
         if config.get("enable_checkpointing", True) is not False and not any(isinstance(c, ModelCheckpoint) for c in configured):
             callbacks = [*callbacks, ModelCheckpoint(save_last=True)]
         return super()._instantiate_trainer(config, callbacks)
+
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        if self.config.get("subcommand") == "export":
+            # Checked here, before LightningCLI reads the checkpoint's hyper-parameters and builds the
+            # model and the data: a wrong --output suffix fails before anything is loaded.
+            export_format(self.config["export"].get("output"))
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand:

@@ -25,20 +25,10 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from ..io import atomic_write
 from ._common import as_float, check_metric_name, check_mode, config_kwargs, init_keys, is_better, log_scalar, metric_value, network, plain_data
 
 __all__ = ["BestModelCheckpoint"]
-
-
-def _atomic_write(write, path: str) -> None:
-    """Write through ``write(tmp_path)`` then rename: a reader never sees a half-written file."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 class BestModelCheckpoint(Callback):
@@ -124,7 +114,7 @@ class BestModelCheckpoint(Callback):
             raise RuntimeError(f"{type(self).__name__}: no dirpath yet; pass dirpath= or let the Trainer set it up.")
         os.makedirs(self.dirpath, exist_ok=True)
         path = self.target_path
-        _atomic_write(lambda tmp: torch.save(payload, tmp), path)
+        atomic_write(path, lambda tmp: torch.save(payload, tmp))
         self.best_model_path = path
         return path
 
@@ -143,7 +133,7 @@ class BestModelCheckpoint(Callback):
             return
         if trainer.is_global_zero:
             os.makedirs(self.dirpath, exist_ok=True)
-            _atomic_write(lambda tmp: shutil.copyfile(previous, tmp), target)
+            atomic_write(target, lambda tmp: shutil.copyfile(previous, tmp))
         self.best_model_path = target
 
     def on_train_epoch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:

@@ -15,11 +15,14 @@ Example:
 """
 
 from .chip import VIOLATION_KINDS, ChipViolationError, Violation, check_chip, require_chip, to_chip
+from .chip_file import CHIP_FILE_VERSION, ChipFileError, export_chip, load_chip
 from .graph import ChipGraph, ChipGraphError, ChipNet, LayerSpec, chip_graph
 from .nir import export_nir, import_nir
 
 __all__ = [
+    "CHIP_FILE_VERSION",
     "VIOLATION_KINDS",
+    "ChipFileError",
     "ChipGraph",
     "ChipGraphError",
     "ChipNet",
@@ -28,8 +31,10 @@ __all__ = [
     "Violation",
     "check_chip",
     "chip_graph",
+    "export_chip",
     "export_nir",
     "import_nir",
+    "load_chip",
     "require_chip",
     "to_chip",
 ]

@@ -41,7 +41,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import secrets
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -50,6 +49,7 @@ from torch import nn
 
 from .. import __version__
 from ..hardware import H1V1, H1V2, ChipSpec, decay_factor, efficacy
+from ..io import atomic_write
 from .chip import require_chip
 from .graph import ChipGraph, ChipNet, LayerSpec, chip_graph
 
@@ -240,19 +240,10 @@ def _graph_metadata(graph: ChipGraph, nir_dt: float) -> dict:
 
 def _write_atomically(nir, nir_graph, path: PathLike) -> None:
     path = os.fspath(path)
-    directory, name = os.path.split(os.path.abspath(path))
-    if not name:
+    if not os.path.basename(path) or os.path.isdir(path):
         raise ValueError(f"export_nir: path={path!r} names a folder; pass a file path such as 'net.nir'.")
-    os.makedirs(directory, exist_ok=True)
-    stem, suffix = os.path.splitext(name)
-    # Same folder, so the rename is atomic; created by nir.write, so it gets a new file's usual permissions.
-    tmp = os.path.join(directory, f".{stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{suffix}")
-    try:
-        nir.write(tmp, nir_graph)
-        os.replace(tmp, path)
-    finally:
-        if os.path.lexists(tmp):
-            os.remove(tmp)
+    # A temporary file beside the target, renamed into place, removed on failure.
+    atomic_write(path, lambda tmp: nir.write(tmp, nir_graph))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,10 +28,11 @@ import argparse
 import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 
 import pandas as pd
+
+from ..io import atomic_write
 
 __all__ = [
     "experiment_table",
@@ -44,20 +45,6 @@ __all__ = [
 ]
 
 _SUMMARY = ("trial", "status", "best_value", "best_epoch", "last_value", "epochs")
-
-
-def _atomic(path: str, write) -> str:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=os.path.splitext(path)[1])
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
 
 
 def _trial_dirs(experiment_dir: str) -> list[str]:
@@ -173,7 +160,7 @@ def plot_metric_vs_params(table: pd.DataFrame, metric: str, path: str, params: S
         axes.flat[0].text(0.5, 0.5, "no tuned hyper-parameters", ha="center", va="center")
     fig.suptitle(f"{metric} vs tuned hyper-parameters ({len(table)} trials)")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (3.2 * rows)))
-    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
     plt.close(fig)
     return path
 
@@ -214,7 +201,7 @@ def plot_parallel_coordinates(table: pd.DataFrame, metric: str, path: str, param
     fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=metric)
     ax.set_title(f"Parallel coordinates ({len(table)} trials)")
     fig.tight_layout()
-    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
     plt.close(fig)
     return path
 
@@ -253,8 +240,8 @@ def write_report(
     shown = table[[c for c in _SUMMARY if c in table.columns] + tuned_columns(table)]
     shown = shown.head(top_k) if top_k else shown
     paths = {
-        "csv": _atomic(os.path.join(out_dir, "report.csv"), lambda tmp: table.to_csv(tmp, index=False)),
-        "markdown": _atomic(
+        "csv": atomic_write(os.path.join(out_dir, "report.csv"), lambda tmp: table.to_csv(tmp, index=False)),
+        "markdown": atomic_write(
             os.path.join(out_dir, "report.md"),
             lambda tmp: _write_text(
                 tmp, f"# {os.path.basename(os.path.normpath(experiment_dir))}: {metric} ({mode})\n\n{markdown_table(shown)}"

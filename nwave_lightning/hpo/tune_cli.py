@@ -48,6 +48,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
+from ..io import atomic_write
+
 __all__ = ["FIT_KEYS", "TUNE_SKIPPED_ARGS", "apply_overrides", "run_cli_trial", "tune"]
 
 #: Sections of a tune config that make up each trial's fit config.
@@ -309,7 +311,8 @@ def remote_path(path: str) -> bool:
 
 
 def _save_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+    atomic_write(path, write)
