@@ -147,7 +147,7 @@ class SNNModule(pl.LightningModule):
             ``cosine``, ``multistep``), a class-path dict, or ``callable(optimizer)``.
         activity: Log ``<stage>/layer_<i>/...`` activity statistics.
         clamp_weights: Project every dense H1 weight onto the chip's range
-            after each optimiser step (the hard constraint of hardware-model.md).
+            after each optimiser step (the hard constraint of ``docs/hardware-model.md``).
         fluct_init: Keyword arguments of :func:`nwave_lightning.init.fluct_init`
             (e.g. ``{"xi_target": 2.0, "alpha": 0.85, "n_batches": 4}``): initialise
             ``net`` from the training loader when ``fit`` starts (once; a resumed
