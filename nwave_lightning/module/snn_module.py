@@ -86,8 +86,8 @@ def _default_sign_annealing(spec: Union[bool, dict[str, Any]]) -> Optional[SignA
         return None
     if spec is True:
         return SignAnnealing(total_epochs=None)
-    if isinstance(spec, dict):
-        return SignAnnealing(**{"total_epochs": None, **spec})
+    if isinstance(spec, dict):  # from_config names unknown keys and lists the accepted ones
+        return SignAnnealing.from_config({"total_epochs": None, **spec})
     raise ValueError(
         f"SNNModule: sign_annealing={spec!r} must be True (anneal over 60 % of max_epochs), False, or a dict of "
         "SignAnnealing arguments such as {'alpha_end': 20.0}."
