@@ -13,6 +13,10 @@ iteration on measured quantities:
   measured feed-forward share of the membrane variance
   (:func:`.measure.variance_split`) equals ``alpha``.
 
+Both are stationary statistics: :func:`measure_layer` leaves out the first
+``burn_in`` steps (the rise from the zero state), as the acceptance check
+does (``docs/fluct_init.md``).
+
 Example:
     >>> efficacy_matrix(torch.tensor([1.0]), torch.tensor([0.5]), torch.ones(2, 1), 2.0).tolist()
     [[3.0], [3.0]]
@@ -25,7 +29,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from .measure import ensemble_variance, free_membrane
+from .measure import ensemble_variance, free_membrane, stationary
 
 __all__ = ["Measured", "Refined", "efficacy_matrix", "measure_layer", "refine"]
 
@@ -42,14 +46,14 @@ def efficacy_matrix(mu: torch.Tensor, sigma: torch.Tensor, z: torch.Tensor, scal
 
 
 class Measured(NamedTuple):
-    """What one simulation of the layer showed (see :mod:`.measure` for the convention)."""
+    """What one simulation of the layer showed, after its burn-in (see :mod:`.measure` for the convention)."""
 
     xi: float
     mean: float
     std: float
     var_ff: float  # variance of the membrane driven by feed-forward input alone
     var_rc: float  # ... and by recurrent input alone
-    rate: float  # output spikes per neuron per step
+    rate: float  # output spikes per neuron per step (stationary part)
     silent: int  # neurons that never spiked
 
     @property
@@ -64,24 +68,29 @@ def measure_layer(
     membrane: torch.Tensor,
     layer,
     recurrent: torch.Tensor | None,
+    burn_in: int = 0,
 ) -> Measured:
-    """Statistics of one ``(S, T, N)`` recording of ``layer``.
+    """Statistics of one ``(S, T, N)`` recording of ``layer``, after ``burn_in`` steps.
 
     ``recurrent`` is the effective recurrent matrix the layer used; the
     recurrent current is rebuilt from the recorded spikes of the previous step.
+    ``xi``, the variances and the rate are measured on steps ``burn_in`` to
+    ``T - 1`` (the linear responses behind the variances are filtered from
+    step 0, as the layer does); ``silent`` counts neurons that never spike in
+    the whole recording.
     """
-    v = membrane.detach().to(torch.float64)
+    v = stationary(membrane.detach(), burn_in).to(torch.float64)
     mean = float(v.mean())
     std = math.sqrt(ensemble_variance(v))
     xi = (layer.threshold - mean) / std if std > 0 else math.inf
-    var_ff = ensemble_variance(free_membrane(current, layer.beta, layer.syn_decay))
+    var_ff = ensemble_variance(free_membrane(current, layer.beta, layer.syn_decay), burn_in)
     var_rc = 0.0
     if recurrent is not None:
         previous = torch.zeros_like(spikes, dtype=torch.float64)
         previous[:, 1:] = spikes[:, :-1]
         rc_current = previous @ recurrent.detach().to(torch.float64)
-        var_rc = ensemble_variance(free_membrane(rc_current, layer.beta, layer.syn_decay))
-    rate = float(spikes.detach().to(torch.float64).mean())
+        var_rc = ensemble_variance(free_membrane(rc_current, layer.beta, layer.syn_decay), burn_in)
+    rate = float(stationary(spikes.detach(), burn_in).to(torch.float64).mean())
     silent = int((spikes.detach().sum(dim=(0, 1)) == 0).sum())
     return Measured(xi, mean, std, var_ff, var_rc, rate, silent)
 
