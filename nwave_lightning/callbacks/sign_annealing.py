@@ -28,10 +28,10 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
-from torch.nn.utils import parametrize
 
-from ..layers.inspect import DenseWeight, dense_weights
-from ..layers.sign import SignBlockParametrization, block_signs, hard_signed
+from ..deploy import to_chip
+from ..layers.inspect import dense_weights
+from ..layers.sign import block_signs, install_sign_parametrization, set_sign_alpha, sign_parametrization
 from ._common import check_number, config_kwargs, init_keys, log_scalar, network
 
 __all__ = [
@@ -44,43 +44,6 @@ __all__ = [
 ]
 
 SCHEDULES = ("linear", "geometric")
-
-
-def sign_parametrization(module: nn.Module, attr: str) -> Optional[SignBlockParametrization]:
-    """The sign parametrisation on ``module.<attr>``, or ``None``."""
-    if not parametrize.is_parametrized(module, attr):
-        return None
-    found = [p for p in module.parametrizations[attr] if isinstance(p, SignBlockParametrization)]
-    return found[0] if found else None
-
-
-def install_sign_parametrization(model: nn.Module, alpha: float = 1.0) -> list[DenseWeight]:
-    """Register the row-block sign parametrisation on every dense H1 matrix of ``model`` (idempotent).
-
-    The stored magnitude keeps the original ``Parameter`` object (torch's
-    parametrisation updates it in place), so an optimiser built earlier still
-    holds it; the new sign logits are new parameters: install before the
-    optimiser is created (:class:`SignAnnealing` does it in ``setup``).
-
-    Returns:
-        The dense matrices now parametrised (already parametrised ones included).
-    """
-    found = dense_weights(model)
-    for entry in found:
-        if sign_parametrization(entry.module, entry.attr) is None:
-            weight = getattr(entry.module, entry.attr)
-            sign_block = entry.module.chip.sign_block
-            parametrize.register_parametrization(
-                entry.module, entry.attr, SignBlockParametrization(weight, sign_block, alpha), unsafe=False
-            )
-    return found
-
-
-def set_sign_alpha(model: nn.Module, alpha: float) -> None:
-    """Set ``alpha`` of every sign parametrisation in ``model``."""
-    for module in model.modules():
-        if isinstance(module, SignBlockParametrization):
-            module.alpha = float(alpha)
 
 
 def _row_signs(weight: torch.Tensor, sign_block: int) -> torch.Tensor:
@@ -110,41 +73,16 @@ def sign_coherence_pct(module: nn.Module, attr: str) -> torch.Tensor:
     return 100.0 * torch.relu(_row_signs(weight, module.chip.sign_block) * weight).sum() / total
 
 
-@torch.no_grad()
-def _hard_matrix(module: nn.Module, attr: str) -> torch.Tensor:
-    param = sign_parametrization(module, attr)
-    sign_block = module.chip.sign_block
-    if param is None:
-        hard = hard_signed(getattr(module, attr), sign_block)
-    else:
-        plist = module.parametrizations[attr]
-        rows = torch.arange(plist.original.shape[0], device=plist.original.device) // sign_block
-        # alpha -> inf: tanh(alpha * c) -> sign(c), a zero logit counting as + like block_signs does.
-        signs = torch.where(param.sign_logits < 0, -1.0, 1.0).to(plist.original.dtype)[rows]
-        hard = plist.original.abs() * signs
-        for later in list(plist)[list(plist).index(param) + 1 :]:
-            hard = later(hard)
-        hard = hard_signed(hard, sign_block)
-    return hard.clamp(*module.chip.weight_range).detach().clone()
-
-
 def export_hard_signed(model: nn.Module) -> dict[str, torch.Tensor]:
     """A ``state_dict`` of ``model`` with deployable dense matrices and no sign parametrisation.
 
-    Each dense H1 matrix becomes plain ``<module>.<attr>``: parametrised ones
-    take their ``alpha -> inf`` limit ``sign(c_b) * |V|``, others have their
-    minority-sign weights zeroed (:func:`~nwave_lightning.layers.sign.hard_signed`);
-    all are clamped to the chip's range. The model itself is not changed; the
-    result loads into the same architecture built without the parametrisation.
+    The ``state_dict`` of :func:`nwave_lightning.deploy.to_chip`: each dense H1
+    matrix becomes plain ``<module>.<attr>`` holding what the chip stores
+    (:func:`~nwave_lightning.layers.sign.deployable_matrix`). The model itself is
+    not changed; the result loads into the same architecture built without the
+    parametrisation.
     """
-    state = model.state_dict()
-    for entry in dense_weights(model):
-        prefix = f"{entry.module_name}." if entry.module_name else ""
-        parametrized = f"{prefix}parametrizations.{entry.attr}."
-        for key in [k for k in state if k.startswith(parametrized)]:
-            del state[key]
-        state[f"{prefix}{entry.attr}"] = _hard_matrix(entry.module, entry.attr)
-    return state
+    return to_chip(model).state_dict()
 
 
 class SignAnnealing(Callback):

@@ -15,7 +15,14 @@ from .lif import TOPOLOGIES, H1v1Layer, H1v2Layer
 from .prepare import prepare_net
 from .synapse import H1v1Synapse, H1v2Synapse
 
+#: Frontend, synapse and layer classes of each chip, by chip name.
+CHIP_BLOCKS = {
+    "H1v1": (H1v1Frontend, H1v1Synapse, H1v1Layer),
+    "H1v2": (H1v2Frontend, H1v2Synapse, H1v2Layer),
+}
+
 __all__ = [
+    "CHIP_BLOCKS",
     "H1v1Frontend",
     "H1v1Layer",
     "H1v1Synapse",

@@ -17,10 +17,25 @@ Example:
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
-__all__ = ["SignBlockParametrization", "block_signs", "coherence_pct", "hard_signed", "minority_sign_mass"]
+from .inspect import DenseWeight, dense_weights
+
+__all__ = [
+    "SignBlockParametrization",
+    "block_signs",
+    "coherence_pct",
+    "deployable_matrix",
+    "hard_signed",
+    "install_sign_parametrization",
+    "minority_sign_mass",
+    "set_sign_alpha",
+    "sign_parametrization",
+]
 
 
 def _check(weight: torch.Tensor, sign_block: int) -> None:
@@ -109,3 +124,70 @@ class SignBlockParametrization(nn.Module):
 
     def extra_repr(self) -> str:
         return f"sign_block={self.sign_block}, alpha={self.alpha}"
+
+
+def sign_parametrization(module: nn.Module, attr: str) -> Optional[SignBlockParametrization]:
+    """The sign parametrisation on ``module.<attr>``, or ``None``."""
+    if not parametrize.is_parametrized(module, attr):
+        return None
+    found = [p for p in module.parametrizations[attr] if isinstance(p, SignBlockParametrization)]
+    return found[0] if found else None
+
+
+def install_sign_parametrization(model: nn.Module, alpha: float = 1.0) -> list[DenseWeight]:
+    """Register the row-block sign parametrisation on every dense H1 matrix of ``model`` (idempotent).
+
+    The stored magnitude keeps the original ``Parameter`` object (torch's
+    parametrisation updates it in place), so an optimiser built earlier still
+    holds it; the new sign logits are new parameters: install before the
+    optimiser is created (the ``SignAnnealing`` callback does it in ``setup``).
+
+    Returns:
+        The dense matrices now parametrised (already parametrised ones included).
+    """
+    found = dense_weights(model)
+    for entry in found:
+        if sign_parametrization(entry.module, entry.attr) is None:
+            weight = getattr(entry.module, entry.attr)
+            sign_block = entry.module.chip.sign_block
+            parametrize.register_parametrization(
+                entry.module, entry.attr, SignBlockParametrization(weight, sign_block, alpha), unsafe=False
+            )
+    return found
+
+
+def set_sign_alpha(model: nn.Module, alpha: float) -> None:
+    """Set ``alpha`` of every sign parametrisation in ``model``."""
+    for module in model.modules():
+        if isinstance(module, SignBlockParametrization):
+            module.alpha = float(alpha)
+
+
+@torch.no_grad()
+def deployable_matrix(module: nn.Module, attr: str) -> torch.Tensor:
+    """What the chip stores for ``module.<attr>``: one sign per row block, clamped to the chip's range.
+
+    A sign-parametrised matrix takes its ``alpha -> inf`` limit ``sign(c_b) * |V|``;
+    a plain one has its minority-sign weights zeroed (:func:`hard_signed`). The
+    result is a detached copy; the module is not changed.
+
+    Example:
+        >>> from nwave_lightning.layers import H1v2Synapse
+        >>> syn = H1v2Synapse(2, 2, init=lambda w: w.copy_(torch.tensor([[3.0, -0.5], [-0.2, 0.4]])))
+        >>> deployable_matrix(syn, "weight").tolist()
+        [[1.659999966621399, 0.0], [0.0, 0.4000000059604645]]
+    """
+    param = sign_parametrization(module, attr)
+    sign_block = module.chip.sign_block
+    if param is None:
+        hard = hard_signed(getattr(module, attr), sign_block)
+    else:
+        plist = module.parametrizations[attr]
+        rows = torch.arange(plist.original.shape[0], device=plist.original.device) // sign_block
+        # alpha -> inf: tanh(alpha * c) -> sign(c), a zero logit counting as + like block_signs does.
+        signs = torch.where(param.sign_logits < 0, -1.0, 1.0).to(plist.original.dtype)[rows]
+        hard = plist.original.abs() * signs
+        for later in list(plist)[list(plist).index(param) + 1 :]:
+            hard = later(hard)
+        hard = hard_signed(hard, sign_block)
+    return hard.clamp(*module.chip.weight_range).detach().clone()

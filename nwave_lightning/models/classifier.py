@@ -22,14 +22,11 @@ import torch
 from torch import nn
 
 from .. import surrogate as surrogates
-from ..layers import H1v1Frontend, H1v1Layer, H1v1Synapse, H1v2Frontend, H1v2Layer, H1v2Synapse, prepare_net
+from ..layers import CHIP_BLOCKS, prepare_net
 
 __all__ = ["CHIPS", "H1Classifier", "SURROGATES", "SurrogateSNN", "make_surrogate", "per_layer"]
 
-CHIPS = {
-    "H1v1": (H1v1Frontend, H1v1Synapse, H1v1Layer),
-    "H1v2": (H1v2Frontend, H1v2Synapse, H1v2Layer),
-}
+CHIPS = CHIP_BLOCKS
 SURROGATES = {"fast_sigmoid": surrogates.fast_sigmoid, "atan": surrogates.atan, "sigmoid": surrogates.sigmoid, "triangle": surrogates.triangle}
 INITS = {
     "xavier_uniform": nn.init.xavier_uniform_,
