@@ -50,6 +50,7 @@ from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
 
 from nwave_lightning.callbacks import BestModelCheckpoint, SurrogateScheduler  # noqa: E402
 from nwave_lightning.data import PatternDataModule  # noqa: E402
+from nwave_lightning.deploy import check_chip, to_chip  # noqa: E402
 from nwave_lightning.init import fluct_init  # noqa: E402
 from nwave_lightning.models import PatternGenerator, RateMSELoss  # noqa: E402
 from nwave_lightning.module import SNNModule  # noqa: E402
@@ -185,6 +186,10 @@ def main(argv=None):
     payload = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
     module.net.load_state_dict(payload["state_dict"])
     output, target, mses, maes = evaluate(module.net, args.seed, batches=20)
+    # What the chip would run: the best weights with every chip constraint applied hard
+    # (range clamp, one sign per row block), on the same test batches.
+    chip_net = to_chip(module.net)
+    chip_mses = evaluate(chip_net, args.seed, batches=20)[2]
     curves = read_curves(trainer.logger.log_dir)
     plot(module, output, target, curves, args, mses[0])
     w = torch.cat([module.net.synapse.weight.flatten(), module.net.lif.recurrent_weights.flatten()]).abs().max().item()
@@ -203,6 +208,9 @@ def main(argv=None):
         "seed_test_mse": SEED_MSE,
         "reached_seed_mse": mses[0] <= SEED_MSE,
         "max_abs_weight": round(w, 4),
+        "chip_test_mse": round(chip_mses[0], 6),  # to_chip(net), same fresh batch as test_mse
+        "chip_test_mse_20_batches_mean": round(float(np.mean(chip_mses)), 6),
+        "chip_violations": len(check_chip(chip_net)),
         "settings": {k: v for k, v in vars(args).items() if k not in ("figures", "runs")},
     }
     os.makedirs(args.figures, exist_ok=True)
