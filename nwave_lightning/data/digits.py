@@ -38,12 +38,6 @@ class DigitsDataModule(InMemoryDataModule):
         augment: Add four copies of every training image shifted by one pixel
             (up, down, left, right; zeros fill in): 5x the training data, the
             classic remedy for 1078 images. Validation and test stay untouched.
-        on_off: Give every pixel two channels, its intensity and its complement
-            ``1 - intensity`` (an ON and an OFF pathway): ``x`` then has 16 features.
-            On the chip every input row of a synapse carries one sign, so a pixel
-            can only excite or only inhibit; with both pathways a neuron can be
-            excited by ink and by blank at the same pixel, which the chip-ready
-            network needs to tell digits apart well.
     """
 
     num_classes = 10
@@ -59,13 +53,10 @@ class DigitsDataModule(InMemoryDataModule):
         seed: int = 0,
         shuffle: bool = True,
         augment: bool = False,
-        on_off: bool = False,
     ) -> None:
         super().__init__(batch_size, num_workers, seed, shuffle)
         owner = type(self).__name__
         self.augment = bool(augment)
-        self.on_off = bool(on_off)
-        self.num_features = 2 * type(self).num_features if self.on_off else type(self).num_features
         self.steps_per_row = check_positive(owner, "steps_per_row", steps_per_row)
         self.val_fraction = check_fraction(owner, "val_fraction", val_fraction, 0.0, 0.9)
         self.test_fraction = check_fraction(owner, "test_fraction", test_fraction, 0.0, 0.9)
@@ -96,8 +87,6 @@ class DigitsDataModule(InMemoryDataModule):
             if name == "train" and self.augment:
                 split_images = torch.cat([split_images, *(shift(split_images, dy, dx) for dy, dx in SHIFTS)])
                 split_y = split_y.repeat(1 + len(SHIFTS))
-            if self.on_off:
-                split_images = torch.cat([split_images, 1.0 - split_images], dim=-1)  # (N, 8, 16): ON then OFF
             out[name] = TensorDataset(split_images.repeat_interleave(self.steps_per_row, dim=1), split_y)
         return out
 
