@@ -1,6 +1,6 @@
 """Pure-PyTorch reference of the H1 neuron scan: the oracle for every backend.
 
-One time step of the hardware model (``shared/design/hardware-model.md``)::
+One time step of the hardware model (``docs/hardware-model.md``)::
 
     J[t] = a * J[t-1] + I_ff[t] + S[t-1] @ W_rc     # a = 0 for a delta synapse
     V[t] = beta * U[t-1] + J[t]                     # membrane before reset ("mem")

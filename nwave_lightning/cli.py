@@ -101,6 +101,9 @@ class NWaveCLI(LightningCLI):
 
     @rank_zero_only
     def after_fit(self) -> None:
+        verdict = _chip_verdict(self.trainer.callback_metrics)
+        if verdict:
+            print(f"\n{verdict}")
         logger = self.trainer.logger
         if logger is not None and getattr(logger, "log_dir", None):
             root = getattr(logger, "save_dir", None) or logger.log_dir
@@ -108,6 +111,17 @@ class NWaveCLI(LightningCLI):
         checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "")
         if checkpoint:
             print(f"Last checkpoint:  {os.path.abspath(checkpoint)}\n  resume with: --ckpt_path last")
+
+
+def _chip_verdict(metrics) -> str:
+    """One line with the last epoch's float validation values and their chip-ready twins."""
+    pairs = []
+    for key in sorted(metrics):
+        if key.startswith("val_chip_"):
+            float_key = "val_" + key[len("val_chip_") :]
+            if float_key in metrics:
+                pairs.append(f"{float_key} {float(metrics[float_key]):.4g} -> chip-ready {float(metrics[key]):.4g}")
+    return "Last epoch (float -> chip-ready, to_chip(net)): " + "; ".join(pairs) if pairs else ""
 
 
 def _resume_in_latest_version(config) -> None:

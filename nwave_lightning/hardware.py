@@ -1,6 +1,6 @@
 """Chip constants of the H1v1 / H1v2 cores and the checks that use them.
 
-Every number of the hardware model (``shared/design/hardware-model.md``) lives in
+Every number of the hardware model (``docs/hardware-model.md``) lives in
 one frozen :class:`ChipSpec` per chip. A user with a datasheet builds their own
 spec with :func:`dataclasses.replace` and passes it to the layers; nothing else
 in the framework hard-codes a chip number.

@@ -1,7 +1,7 @@
 """``SignAnnealing``: train towards the chips' row-block sign (``nwave.sign_annealing.*``).
 
 The callback installs :class:`~nwave_lightning.layers.sign.SignBlockParametrization`
-(``W = |V| * tanh(alpha * c_b)``, ``hardware-model.md``) on every dense synapse
+(``W = |V| * tanh(alpha * c_b)``, ``docs/hardware-model.md``) on every dense synapse
 ``weight`` and RC ``recurrent_weights`` and raises ``alpha`` over the epochs.
 :func:`export_hard_signed` gives the deployable ``alpha -> inf`` weights.
 

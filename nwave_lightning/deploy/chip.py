@@ -122,7 +122,7 @@ def check_chip(net: nn.Module) -> list[Violation]:
     Checked, in the order of :data:`VIOLATION_KINDS`: modules the chip lacks (anything
     but the H1 frontend, synapses and layers, and containers of them), blocks of
     different chips, parametrised weights, non-finite numbers, weights outside the
-    chip's range, weights against their row block's sign (``hardware-model.md``,
+    chip's range, weights against their row block's sign (``docs/hardware-model.md``,
     "Row-block sign"), time constants outside the chip's range or not above ``dt``,
     layers with different ``dt``, thresholds other than the chip's.
 
@@ -229,10 +229,11 @@ def _layer_violations(net: nn.Module) -> list[Violation]:
         low, high = chip.tau_range
         bad = finite & ((taus < low) | (taus > high) | (taus <= layer.dt))
         if bad.any():
-            worst = taus[bad]
-            found.append(
-                Violation(name, "tau_range", f"taus outside [{low}, {high}] s or not above dt={layer.dt}", int(bad.sum()), float(worst[0]))
-            )
+            # The worst is the one farthest outside what the chip allows.
+            floor = max(low, layer.dt)
+            distance = torch.maximum(floor - taus, taus - high).masked_fill(~bad, float("-inf"))
+            worst = float(taus[distance.argmax()])
+            found.append(Violation(name, "tau_range", f"taus outside [{low}, {high}] s or not above dt={layer.dt}", int(bad.sum()), worst))
         if layer.dt != first_dt:
             found.append(Violation(name, "dt", f"dt={layer.dt} s while {named[0][0]!r} steps with dt={first_dt} s"))
         if layer.threshold != chip.threshold:

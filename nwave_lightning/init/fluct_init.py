@@ -1,10 +1,10 @@
 """``fluct_init``: fluctuation-driven initialisation of H1 networks.
 
 After Rossbroich, Gygax & Zenke (2022), for this framework's hardware model
-(``shared/design/hardware-model.md``), both chips, FF and RC layers. Layers are
-initialised in order; each one from the spike statistics its input really has
-(the model runs on the init batches, so frontends and the already initialised
-layers before it are simulated).
+(``docs/fluct_init.md`` has the formulas and conventions), both chips, FF and
+RC layers. Layers are initialised in order; each one from the spike
+statistics its input really has (the model runs on the init batches, so
+frontends and the already initialised layers before it are simulated).
 
 Per layer:
 
@@ -24,8 +24,11 @@ Per layer:
    inverse efficacy on H1v1) and two scales are refined until the *measured*
    ``xi`` and feed-forward variance share match (:mod:`.refine`).
 
-The measurement convention is that of :mod:`.measure` (ensemble variance
-across samples, averaged over steps and neurons).
+The measurement convention is that of :mod:`.measure`: stationary
+statistics, after a burn-in of ``burn_in_taus`` times the layer's slowest time
+constant (the rise from the zero initial state is not part of the theory),
+the variance taken across samples and averaged over steps and neurons. Input
+rates are measured over the same steps.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from torch.nn.utils import parametrize
 from ..hardware import weights_out_of_range
 from ..layers.inspect import synapse_layer_pairs
 from .capture import batch_inputs, record
+from .measure import burn_in_steps, slowest_time_constant
 from .refine import Measured, efficacy_matrix, measure_layer, refine
 from .theory import input_stats, inverse_efficacy, kernel_sums, solve_moments, weight_for_threshold_per_step
 
@@ -67,9 +71,10 @@ class LayerInit(NamedTuple):
     silent: int  # neurons without a spike over the init batches
     out_of_range: int  # weights outside the chip's range
     iterations: int
+    burn_in: int = 0  # leading steps left out of every statistic above (the rise from the zero state)
 
 
-def _check_arguments(model, xi_target, alpha, n_batches) -> None:
+def _check_arguments(model, xi_target, alpha, n_batches, burn_in_taus) -> None:
     if not isinstance(model, nn.Module):
         raise ValueError(f"fluct_init: model must be a torch.nn.Module, got {type(model).__name__}.")
     number = (int, float)
@@ -85,6 +90,17 @@ def _check_arguments(model, xi_target, alpha, n_batches) -> None:
         )
     if isinstance(n_batches, bool) or not isinstance(n_batches, int) or n_batches < 1:
         raise ValueError(f"fluct_init: n_batches={n_batches!r} must be a positive integer (e.g. n_batches=4).")
+    if (
+        isinstance(burn_in_taus, bool)
+        or not isinstance(burn_in_taus, number)
+        or not math.isfinite(burn_in_taus)
+        or burn_in_taus < 0
+    ):
+        raise ValueError(
+            f"fluct_init: burn_in_taus={burn_in_taus!r} must be a finite number >= 0 (the leading part of each init "
+            "sequence left out of the statistics, in units of the layer's slowest time constant; e.g. "
+            "burn_in_taus=3.0, or 0 to measure over every step)."
+        )
 
 
 def _group_pairs(pairs) -> list[tuple[nn.Module, list[int]]]:
@@ -142,6 +158,8 @@ def fluct_init(
     alpha: float = 1.0,
     n_batches: int = 4,
     verbose: bool = False,
+    *,
+    burn_in_taus: float = 3.0,
 ) -> list[LayerInit]:
     """Initialise every synapse/layer pair of ``model`` in the fluctuation-driven regime.
 
@@ -150,7 +168,9 @@ def fluct_init(
     init batches, every layer's measured ``(theta - mean V) / std V`` (the
     convention of :mod:`nwave_lightning.init.measure`) is within a few percent
     of ``xi_target`` and, in RC layers, the measured feed-forward share of the
-    membrane variance is ``alpha``.
+    membrane variance is ``alpha``. Both are stationary statistics: each
+    layer's first ``burn_in_taus`` time constants of every sequence are left
+    out (``docs/fluct_init.md``).
 
     The verbose print shows the network input's rate ``ν_mean`` and its
     fluctuation ``ν_var`` (variance across samples per step, over ``dt``;
@@ -176,6 +196,19 @@ def fluct_init(
             they are set to zero). FF layers have no choice: ``alpha`` = 1 there.
         n_batches: Loader batches used for every estimate.
         verbose: Print rates, weight statistics and measured results per layer.
+        burn_in_taus: Leading part of every init sequence left out of all
+            statistics (input rates, membrane mean and variance, FF share),
+            in units of the layer's slowest time constant: its largest
+            membrane ``tau``, plus ``tau_syn`` on H1v1
+            (:func:`nwave_lightning.init.measure.slowest_time_constant`). A
+            layer fed by slower layers inherits their time constant, since
+            its input rises as slowly as they do. The membrane starts from
+            zero and reaches its stationary mean and variance only after a
+            few time constants; the theory describes the stationary state.
+            ``0`` measures over every step. When the burn-in would leave
+            nothing of the sequences, half of each sequence is dropped
+            instead, with a warning. Keyword only (not part of the vendor
+            SDK's signature).
 
     Returns:
         One :class:`LayerInit` per layer, in order.
@@ -189,6 +222,7 @@ def fluct_init(
     Warns:
         UserWarning: naming the weight matrix and the count, when weights fall
         outside the chip's range; when a layer cannot reach the targets; when
+        the init sequences are too short for the burn-in (naming the steps); when
         the data are too weak (too few channels or too sparse) to drive the
         first layer to high rates with in-range weights (tutorial 7 with one
         input channel instead of eight).
@@ -200,12 +234,14 @@ def fluct_init(
         >>> import torch
         >>> from nwave_lightning.layers import H1v2Synapse, H1v2Layer
         >>> net = torch.nn.Sequential(H1v2Synapse(8, 4), H1v2Layer(4, taus=20e-3, dt=1e-3))
-        >>> data = [(torch.rand(16, 40, 8) < 0.4).float()]
+        >>> data = [(torch.rand(16, 100, 8) < 0.4).float()]
         >>> report = fluct_init(net, data, xi_target=2.0)
+        >>> report[0].burn_in   # 3 x 20 ms at 1 ms: xi is measured on steps 60 to 99
+        60
         >>> abs(report[0].xi - 2.0) < 0.3
         True
     """
-    _check_arguments(model, xi_target, alpha, n_batches)
+    _check_arguments(model, xi_target, alpha, n_batches, burn_in_taus)
     pairs = synapse_layer_pairs(model)
     if not pairs:
         raise ValueError(
@@ -231,11 +267,12 @@ def fluct_init(
         model.eval()  # no dropout / batch-norm statistics updates while measuring
         with torch.no_grad():
             recordings = record(model, inputs, pairs)
+            burn_ins = _burn_ins(groups, recordings, names, burn_in_taus)
             if verbose:
-                _print_header(recordings, groups, xi_target, alpha)
-            for number, (layer, members) in enumerate(groups, start=1):
+                _print_header(recordings, groups, xi_target, alpha, burn_ins[0])
+            for number, ((layer, members), burn_in) in enumerate(zip(groups, burn_ins), start=1):
                 report, recordings = _init_layer(
-                    model, inputs, pairs, recordings, layer, members, names, xi_target, alpha, first=number == 1
+                    model, inputs, pairs, recordings, layer, members, names, xi_target, alpha, burn_in, first=number == 1
                 )
                 reports.append(report)
                 if verbose:
@@ -251,12 +288,54 @@ def fluct_init(
     return reports
 
 
-def _init_layer(model, inputs, pairs, recordings, layer, members, names, xi_target, alpha, first=False):
-    """Initialise one layer (and the synapses feeding it); returns its report and fresh recordings."""
+def _burn_ins(groups, recordings, names, burn_in_taus: float) -> list[int]:
+    """Steps each layer's statistics leave out: ``burn_in_taus`` times its slowest time constant.
+
+    The time constant is the largest along the layers initialised so far, in
+    order: a layer fed by a slower one sees input that is still rising after
+    its own time constants have passed. (The running maximum, not the sum:
+    parallel branches would otherwise add up, and with the sum a three-layer
+    10/20/40 ms stack would need 210 ms before its last layer is measured.)
+    When the burn-in leaves nothing of the recorded sequences, half of them is
+    dropped instead and a warning names the numbers.
+    """
+    burn_ins: list[int] = []
+    slowest = 0.0
+    for layer, members in groups:
+        own = slowest_time_constant(layer)
+        inherited = slowest > own
+        slowest = max(slowest, own)
+        steps = recordings[members[0]].membrane.shape[1]
+        wanted = burn_in_steps(slowest, layer.dt, burn_in_taus)
+        if wanted < steps:
+            burn_ins.append(wanted)
+            continue
+        fallback = steps // 2
+        source = "inherited from the layers before it" if inherited else "its slowest time constant"
+        warnings.warn(
+            f"fluct_init: layer '{names[id(layer)]}': burn_in_taus={burn_in_taus} x {slowest * 1e3:.4g} ms ({source}) "
+            f"= {wanted} steps of dt={layer.dt * 1e3:.4g} ms leaves nothing of the {steps}-step init sequences; "
+            f"measuring after {fallback} steps ({fallback * layer.dt / slowest:.2g} x {slowest * 1e3:.4g} ms) instead, so the "
+            "statistics still contain part of the rise from the zero state and the stationary xi will come out below "
+            f"xi_target. Use init sequences longer than {wanted} steps, or a smaller burn_in_taus (0 measures over "
+            "every step).",
+            stacklevel=3,
+        )
+        burn_ins.append(fallback)
+    return burn_ins
+
+
+def _init_layer(model, inputs, pairs, recordings, layer, members, names, xi_target, alpha, burn_in, first=False):
+    """Initialise one layer (and the synapses feeding it); returns its report and fresh recordings.
+
+    Every statistic leaves out the first ``burn_in`` steps of the sequences.
+    """
     synapses = [pairs[i][0] for i in members]
     label = names[id(layer)]
     xs = [recordings[i].inputs for i in members]
-    stats = input_stats(torch.cat(xs, dim=2))
+    # Input rates over the steps the membrane is measured on: the theory is
+    # stationary, and an upstream layer's output is still rising before.
+    stats = input_stats(torch.cat(xs, dim=2)[:, burn_in:])
     if not float(stats.var.sum()) > 0:
         raise ValueError(
             f"fluct_init: layer '{label}' receives no input fluctuation over the {len(inputs)} init batches (mean input "
@@ -305,22 +384,22 @@ def _init_layer(model, inputs, pairs, recordings, layer, members, names, xi_targ
         current = sum(synapse(x) for synapse, x in zip(synapses, xs))
         spikes, membrane = layer(current)
         last["membrane"] = membrane
-        return measure_layer(current, spikes, membrane, layer, layer.effective_recurrent())
+        return measure_layer(current, spikes, membrane, layer, layer.effective_recurrent(), burn_in)
 
     def simulate_model() -> Measured:
         last["recordings"] = record(model, inputs, pairs)
-        return _measure_recorded(last["recordings"], members, layer)
+        return _measure_recorded(last["recordings"], members, layer, burn_in)
 
     result = refine(apply, simulate_pair, layer.threshold, xi_target, alpha, use_rc)
     recordings = record(model, inputs, pairs)
-    measured = _measure_recorded(recordings, members, layer)
+    measured = _measure_recorded(recordings, members, layer, burn_in)
     if not torch.allclose(recordings[members[0]].membrane, last["membrane"], rtol=1e-4, atol=1e-5):
         # The model does more between synapse and layer than the pair does:
         # refine on full-model runs instead (slower, always faithful).
         result = refine(apply, simulate_model, layer.threshold, xi_target, alpha, use_rc, result.scale, result.rc_scale)
         recordings, measured = last["recordings"], result.measured
     report = _finish(layer, synapses, label, names, stats, moments, measured, result.iterations, xi_target, alpha, use_rc)
-    return report, recordings
+    return report._replace(burn_in=burn_in), recordings
 
 
 def _warn_if_input_too_weak(label, stats, layer, chip) -> None:
@@ -350,10 +429,10 @@ def _warn_if_input_too_weak(label, stats, layer, chip) -> None:
         )
 
 
-def _measure_recorded(recordings, members, layer) -> Measured:
+def _measure_recorded(recordings, members, layer, burn_in: int) -> Measured:
     current = sum(recordings[i].current for i in members)
     own = recordings[members[0]]
-    return measure_layer(current, own.spikes, own.membrane, layer, layer.effective_recurrent())
+    return measure_layer(current, own.spikes, own.membrane, layer, layer.effective_recurrent(), burn_in)
 
 
 def _finish(layer, synapses, label, names, stats, moments, measured, iterations, xi_target, alpha, use_rc) -> LayerInit:
@@ -402,9 +481,9 @@ def _finish(layer, synapses, label, names, stats, moments, measured, iterations,
     )
 
 
-def _print_header(recordings, groups, xi_target: float, alpha: float) -> None:
+def _print_header(recordings, groups, xi_target: float, alpha: float, burn_in: int) -> None:
     layer, members = groups[0]
-    stats = input_stats(torch.cat([recordings[i].inputs for i in members], dim=2))
+    stats = input_stats(torch.cat([recordings[i].inputs for i in members], dim=2)[:, burn_in:])
     nu, var = float(stats.rate.mean()), float(stats.var.mean())
     chips = "+".join(sorted({g.chip.name.upper() for g, _ in groups}))
     print(f"[fluct_init] ξ={xi_target} α={alpha} dt={layer.dt * 1e3:.1f}ms (stacked, adaptive µ) [{chips}]")
@@ -422,5 +501,6 @@ def _print_layer(number: int, r: LayerInit, layer, xi_target: float, alpha: floa
     share = f" FF share={r.ff_share:.2f} (α={alpha})" if layer.recurrent_weights is not None else ""
     print(
         f"        | measured ξ={r.xi:.2f} (target {xi_target}) σ_U={r.std_u:.3f}{share} ν_out={_hz(r.rate_out, dt)} "
-        f"silent={r.silent}/{layer.n_neurons} | 2nd condition: {condition} | {r.iterations} iterations"
+        f"silent={r.silent}/{layer.n_neurons} | after {r.burn_in} steps | 2nd condition: {condition} | "
+        f"{r.iterations} iterations"
     )

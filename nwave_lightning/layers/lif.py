@@ -19,7 +19,7 @@ TOPOLOGIES = ("FF", "RC")
 
 
 class _H1Layer(SeedDeviceMixin, nn.Module):
-    """LIF neurons with hard reset to zero; see ``hardware-model.md``.
+    """LIF neurons with hard reset to zero; see ``docs/hardware-model.md``.
 
     Call it with one step ``(B, N) -> (spk, mem)`` inside a time loop (after
     :func:`prepare_net`), or with a whole sequence ``(B, T, N) -> (spk, mem)``

@@ -1,4 +1,4 @@
-"""Row-block sign constraint of the H1 cores (``hardware-model.md``, "Row-block sign").
+"""Row-block sign constraint of the H1 cores (``docs/hardware-model.md``, "Row-block sign").
 
 Rows of a weight matrix ``(n_in, n_out)`` are grouped in blocks of
 ``sign_block`` consecutive rows; on chip all weights of a block share one sign.

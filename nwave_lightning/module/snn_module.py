@@ -86,8 +86,8 @@ def _default_sign_annealing(spec: Union[bool, dict[str, Any]]) -> Optional[SignA
         return None
     if spec is True:
         return SignAnnealing(total_epochs=None)
-    if isinstance(spec, dict):
-        return SignAnnealing(**{"total_epochs": None, **spec})
+    if isinstance(spec, dict):  # from_config names unknown keys and lists the accepted ones
+        return SignAnnealing.from_config({"total_epochs": None, **spec})
     raise ValueError(
         f"SNNModule: sign_annealing={spec!r} must be True (anneal over 60 % of max_epochs), False, or a dict of "
         "SignAnnealing arguments such as {'alpha_end': 20.0}."
@@ -147,7 +147,7 @@ class SNNModule(pl.LightningModule):
             ``cosine``, ``multistep``), a class-path dict, or ``callable(optimizer)``.
         activity: Log ``<stage>/layer_<i>/...`` activity statistics.
         clamp_weights: Project every dense H1 weight onto the chip's range
-            after each optimiser step (the hard constraint of hardware-model.md).
+            after each optimiser step (the hard constraint of ``docs/hardware-model.md``).
         fluct_init: Keyword arguments of :func:`nwave_lightning.init.fluct_init`
             (e.g. ``{"xi_target": 2.0, "alpha": 0.85, "n_batches": 4}``): initialise
             ``net`` from the training loader when ``fit`` starts (once; a resumed

@@ -313,3 +313,13 @@ def test_to_chip_refuses_a_non_module():
         to_chip({})
     with pytest.raises(ValueError, match="check_chip: net must be a torch.nn.Module, got list"):
         check_chip([])
+
+
+def test_worst_tau_is_the_one_farthest_outside_the_range():
+    from nwave_lightning.layers import H1v2Layer
+
+    layer = H1v2Layer(3, taus=20e-3, dt=1e-3)
+    with torch.no_grad():
+        layer.taus.copy_(torch.tensor([0.6, 0.02, 0.9]))  # 0.1 s and 0.4 s above the 0.5 s limit
+    (found,) = [v for v in check_chip(layer) if v.kind == "tau_range"]
+    assert found.count == 2 and found.worst == pytest.approx(0.9)

@@ -59,9 +59,13 @@ def spike_trains(n, steps, channels, p_low=0.2, p_high=0.4, seed=0):
     return (torch.rand(n, steps, channels, generator=generator) < p).float()
 
 
-def xi_of(membrane, threshold):
-    """(theta - mean V) / std V, std = variance over samples at fixed (step, neuron), averaged (documented convention)."""
-    v = membrane.detach().double()
+def xi_of(membrane, threshold, burn_in):
+    """(theta - mean V) / std V on steps >= ``burn_in``; std from the variance over samples at fixed (step, neuron), averaged.
+
+    The documented convention (docs/fluct_init.md), written out independently of the library.
+    """
+    v = membrane.detach().double()[:, burn_in:]
+    assert v.shape[1] > 0, f"burn_in={burn_in} leaves none of the {membrane.shape[1]} steps"
     return float((threshold - v.mean()) / v.var(dim=0, unbiased=True).mean().sqrt())
 
 
@@ -71,13 +75,16 @@ def linear_response(layer, current):
     return probe(current)[1]
 
 
-def ff_share(layer, ff_current, spikes):
-    """Measured share of membrane variance driven by feed-forward input (documented convention)."""
+def ff_share(layer, ff_current, spikes, burn_in):
+    """Measured share of membrane variance driven by feed-forward input on steps >= ``burn_in``.
+
+    The linear responses are filtered from step 0, as the layer runs, and cut afterwards.
+    """
     previous = torch.zeros_like(spikes)
     previous[:, 1:] = spikes[:, :-1]
     rc_current = previous @ layer.effective_recurrent().detach()
-    var_ff = linear_response(layer, ff_current).double().var(dim=0).mean()
-    var_rc = linear_response(layer, rc_current).double().var(dim=0).mean()
+    var_ff = linear_response(layer, ff_current).double()[:, burn_in:].var(dim=0).mean()
+    var_rc = linear_response(layer, rc_current).double()[:, burn_in:].var(dim=0).mean()
     return float(var_ff / (var_ff + var_rc))
 
 

@@ -106,6 +106,8 @@ def test_default_ramp_scales_with_max_epochs(tmp_path):
 def test_bad_sign_annealing_argument_names_the_fix():
     with pytest.raises(ValueError, match="sign_annealing='yes'"):
         make_module(sign_annealing="yes")
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['alpha_edn'\]"):
+        make_module(sign_annealing={"alpha_edn": 20.0})
 
 
 class _FloatOnly(nn.Module):
@@ -140,3 +142,23 @@ def test_end_of_fit_warns_when_the_chip_twin_trails():
 def _first_rate(membranes_list, **unused):
     # The mean readout membrane: it moves with any change of the weights.
     return membranes_list[-1].float().mean()
+
+
+def test_fluct_init_under_the_default_sign_annealing_starts_from_its_weights():
+    # SignAnnealing parametrises the signs before SNNModule.setup runs fluct_init; the result
+    # must equal fluct_init on the plain network followed by the parametrisation: magnitudes
+    # |W| and each row's logit its sum over the mean absolute row sum.
+    from nwave_lightning.init import fluct_init
+
+    kwargs = {"xi_target": 2.0, "alpha": 1.0, "n_batches": 2}
+    torch.manual_seed(3)
+    reference = tiny_net((6,))
+    fluct_init(reference, loader(8, 4), **kwargs)
+    torch.manual_seed(3)
+    module = make_module(net=tiny_net((6,)), fluct_init=kwargs)
+    trainer(max_epochs=1, limit_train_batches=0, limit_val_batches=0).fit(module, loader(8, 4))
+    for mine, theirs in zip(module.net.synapses, reference.synapses):
+        plist, w = mine.parametrizations["weight"], theirs.weight.detach()
+        assert torch.equal(plist.original.detach(), w.abs())
+        sums = w.sum(dim=1, keepdim=True)
+        torch.testing.assert_close(plist[0].sign_logits.detach(), sums / sums.abs().mean())
