@@ -20,11 +20,20 @@ best checkpoint, and figures made from the per-trial TensorBoard logs (tbparse):
 the selected metric against each tuned hyper-parameter, parallel coordinates,
 learning curves of every trial and the per-layer firing rates of the best one.
 Last, a loss-term ablation trains the template's network once per variant
-(init, and which of the population / activity / hardware terms are on) to show
-which part of the template keeps the trials near chance on this task.
+(init, and which of the population / activity / hardware terms are on, and one
+run with unconstrained signs) to show which part of the template keeps the
+trials near chance on this task.
 
-Run (CPU; under a minute for the experiment with the defaults on 2 cores, plus
-about as long for the ablation; ``results.json`` records the last wall time)::
+Every trial trains hardware-aware (``SNNModule``'s defaults: sign annealing,
+clamped weights) and reports, next to each float metric, its chip-ready twin
+(``val_chip_recall``, ``val_chip_acc``, ``val_chip_loss``: the same metric on
+``to_chip(net)``, the network the chip runs). The template still selects on its
+``val_recall``; ``results.json`` and the printout give the chip-ready value of
+every accuracy and recall next to the float one, and the restored best weights
+are made chip-legal with ``to_chip`` and checked with ``check_chip``.
+
+Run (CPU; about a minute for the experiment with the defaults on 2 cores, plus
+half a minute for the ablation; ``results.json`` records the last wall time)::
 
     python tutorials/hpo_keyword_spotting.py
     python tutorials/hpo_keyword_spotting.py --num-samples 4 --epochs 3 --no-ablation   # a quick look
@@ -51,8 +60,10 @@ from tbparse import SummaryReader  # noqa: E402
 
 from nwave_lightning.callbacks.sign_annealing import export_hard_signed, install_sign_parametrization  # noqa: E402
 from nwave_lightning.data import KeywordSpottingDataModule  # noqa: E402
+from nwave_lightning.deploy import check_chip, to_chip  # noqa: E402
 from nwave_lightning.hpo import HPOWrapper, train_one_trial  # noqa: E402
 from nwave_lightning.hpo.report import write_report  # noqa: E402
+from nwave_lightning.hpo.reporting import describe_best  # noqa: E402
 from nwave_lightning.init import fluct_init  # noqa: E402
 from nwave_lightning.loss import (  # noqa: E402
     CompositeLoss,
@@ -80,6 +91,8 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plain-init", action="store_true", help="the template's xavier init only (no fluct_init)")
     parser.add_argument("--no-ablation", action="store_true", help="skip the loss-term ablation after the experiment")
+    parser.add_argument("--ablation-epochs", type=int, default=40,
+                        help="epochs per ablation variant (the sign-constrained network needs ~30 to learn the task)")
     return parser.parse_args(argv)
 
 
@@ -270,8 +283,9 @@ def make_hpo(args) -> HPOWrapper:
 def plot_learning_curves(experiment: str, best_trial: str, path: str) -> None:
     scalars = SummaryReader(experiment, extra_columns={"dir_name"}).scalars
     scalars["trial"] = scalars["dir_name"].str.split("/").str[0]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, tag in zip(axes, ("val_recall", "val_loss")):
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    # the template's metric, its chip-ready twin (to_chip(net), what the chip runs) and the loss
+    for ax, tag in zip(axes, ("val_recall", "val_chip_recall", "val_loss")):
         for trial, group in scalars[scalars["tag"] == tag].groupby("trial"):
             group = group.sort_values("step")
             best = trial == best_trial
@@ -279,7 +293,7 @@ def plot_learning_curves(experiment: str, best_trial: str, path: str) -> None:
                     alpha=1.0 if best else 0.7, label="best trial" if best else None, zorder=3 if best else 1)
         ax.set_xlabel("epoch")
         ax.set_ylabel(tag)
-    axes[1].set_yscale("log")  # a few diverging trials would flatten the others
+    axes[2].set_yscale("log")  # a few diverging trials would flatten the others
     axes[0].legend()
     fig.suptitle("Every trial's validation curves (shorter lines: stopped by ASHA or the trial's early stop)")
     fig.tight_layout()
@@ -302,22 +316,28 @@ def plot_activity(experiment: str, best_trial: str, path: str) -> None:
     plt.close(fig)
 
 
-ABLATION = {  # name -> (init_name, fluct_init, loss weights population / activity / hardware)
-    "template loss, xavier + fluct_init": ("xavier_uniform", True, (1.0, 0.5, 1e-2)),
-    "template loss, chip init": (None, False, (1.0, 0.5, 1e-2)),
-    "population + activity, chip init": (None, False, (1.0, 0.5, 0.0)),
-    "population + hardware, chip init": (None, False, (1.0, 0.0, 1e-2)),
-    "population only, chip init": (None, False, (1.0, 0.0, 0.0)),
-    "population only, xavier + fluct_init": ("xavier_uniform", True, (1.0, 0.0, 0.0)),
+ABLATION = {  # name -> (init_name, fluct_init, loss weights population / activity / hardware, sign annealing)
+    "template loss, xavier + fluct_init": ("xavier_uniform", True, (1.0, 0.5, 1e-2), True),
+    "template loss, chip init": (None, False, (1.0, 0.5, 1e-2), True),
+    "population + activity, chip init": (None, False, (1.0, 0.5, 0.0), True),
+    "population + hardware, chip init": (None, False, (1.0, 0.0, 1e-2), True),
+    "population only, chip init": (None, False, (1.0, 0.0, 0.0), True),
+    "population only, xavier + fluct_init": ("xavier_uniform", True, (1.0, 0.0, 0.0), True),
+    # The same training with the signs left free: the float network learns, its chip-legal copy need not.
+    "population only, chip init, signs unconstrained": (None, False, (1.0, 0.0, 0.0), False),
 }
 
 
-def loss_term_ablation(dataset: str, epochs: int, path: str) -> dict[str, list[float]]:
+def loss_term_ablation(dataset: str, epochs: int, path: str, lr: float = 3e-2) -> dict[str, dict[str, list[float]]]:
     """Which part of the template keeps a trial from learning: one plain training per variant.
 
     The seed's network (hidden_1 = 32, taus 10 / 20 / 40 ms, dt = 1 ms) and its loss builder with
     mid-range values (correct 0.35, incorrect 0.05, rate targets [0.05, 0.08, 0.1] x [10, 5, 1],
-    weight limit 0.8), Adam at 1e-2, no scheduler or annealing: only the init and the loss weights vary.
+    weight limit 0.8), Adam at ``lr``, no scheduler; SNNModule's hardware-aware defaults (sign
+    annealing over 60 % of the epochs, clamped weights) except in the variant with unconstrained
+    signs: only the init, the loss weights and that switch vary.
+
+    Returns ``name -> {"val_acc": [...], "val_chip_acc": [...]}``, one value per epoch.
     """
     import lightning.pytorch as pl
 
@@ -326,7 +346,7 @@ def loss_term_ablation(dataset: str, epochs: int, path: str) -> dict[str, list[f
 
     train, val = build_datasets(dataset, {"train_file": "train.pt", "val_file": "val.pt"})
     curves = {}
-    for name, (init_name, use_fluct, (w_pop, w_act, w_hw)) in ABLATION.items():
+    for name, (init_name, use_fluct, (w_pop, w_act, w_hw), anneal_signs) in ABLATION.items():
         torch.manual_seed(0)
         net = build_model(dict(in_ch=13, num_classes=2, neurons_per_class=32, hidden_1=32, dt=1e-3, tau_l1=10e-3,
                                tau_l2=20e-3, tau_l3=40e-3, init_name=init_name, use_fluct_init=use_fluct,
@@ -335,24 +355,30 @@ def loss_term_ablation(dataset: str, epochs: int, path: str) -> dict[str, list[f
         loss = build_main_loss(dict(num_classes=2, neurons_per_class=32, correct_rate=0.35, incorrect_rate=0.05,
                                     offsets_fr=[0.05, 0.08, 0.10], multipliers_fr=[10, 5, 1], w_population=w_pop,
                                     w_activity=w_act, w_hardware=w_hw, weight_limit=0.8, lambda_topology=1e-3))
-        module = SNNModule(net, loss=loss, metrics={"acc": PopulationAccuracy(num_classes=2)}, lr=1e-2, activity=False)
-        accuracy: list[float] = []
+        module = SNNModule(net, loss=loss, metrics={"acc": PopulationAccuracy(num_classes=2)}, lr=lr, activity=False,
+                           sign_annealing=anneal_signs)
+        accuracy: dict[str, list[float]] = {"val_acc": [], "val_chip_acc": []}
 
         class Record(pl.Callback):
-            def on_train_epoch_end(self, trainer, pl_module):  # after the module logged val_acc
-                accuracy.append(float(trainer.callback_metrics["val_acc"]))
+            def on_train_epoch_end(self, trainer, pl_module):  # after the module logged val_acc / val_chip_acc
+                for key, values in accuracy.items():
+                    values.append(float(trainer.callback_metrics[key]))
 
         pl.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                    enable_model_summary=False, num_sanity_val_steps=0, callbacks=[Record()]).fit(module, train, val)
         curves[name] = accuracy
-        print(f"ablation: {name}: val_acc {accuracy[-1]:.3f} after {epochs} epochs (best {max(accuracy):.3f})")
+        last, chip = accuracy["val_acc"], accuracy["val_chip_acc"]
+        print(f"ablation: {name}: after {epochs} epochs val_acc {last[-1]:.3f} (best {max(last):.3f}), "
+              f"chip-ready val_chip_acc {chip[-1]:.3f} (best {max(chip):.3f})")
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    for name, accuracy in curves.items():
-        ax.plot(range(1, len(accuracy) + 1), accuracy, marker=".", label=name)
+    for i, (name, accuracy) in enumerate(curves.items()):
+        epochs_axis = range(1, len(accuracy["val_acc"]) + 1)
+        ax.plot(epochs_axis, accuracy["val_acc"], marker=".", color=f"C{i}", label=name)
+        ax.plot(epochs_axis, accuracy["val_chip_acc"], ls="--", color=f"C{i}", alpha=0.8)
     ax.axhline(0.5, color="0.5", ls=":", lw=1)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("val_acc")
-    ax.set_title("The template's network under loss / init variants (Adam 1e-2)")
+    ax.set_ylabel("val_acc (solid), val_chip_acc (dashed)")
+    ax.set_title(f"The template's network under loss / init variants (Adam {lr:g})")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -370,20 +396,25 @@ def main(argv=None):
     wall = time.time() - start
     print("Best config:", hpo.best_config())
 
-    # The seed's analysis steps.
+    # The seed's analysis steps (each float value printed with its chip-ready twin).
     best = hpo.best_result()
-    print("best val_recall (last epoch):", best.metrics["val_recall"])
+    print("best val_recall (last epoch):", best.metrics["val_recall"], "chip-ready:", best.metrics.get("val_chip_recall"))
+    at_best = hpo.best_epoch_metrics()  # the best trial at its best epoch, the one best_model.pt holds
+    print(describe_best(at_best, "val_recall", os.path.basename(best.path)))
     df = results.get_dataframe()
-    print(df[["trial_id", "epoch", "val_loss", "val_recall", "lr"]].sort_values("val_recall", ascending=False).head())
+    columns = ["trial_id", "epoch", "val_loss", "val_recall", "val_chip_recall", "val_acc", "val_chip_acc", "lr"]
+    print(df[[c for c in columns if c in df]].sort_values("val_recall", ascending=False).head())
     ckpt_dir = best.checkpoint.to_directory()
     payload = torch.load(os.path.join(ckpt_dir, "best_model.pt"), map_location="cpu")
     print("restored best epoch:", payload["epoch"], "best_selected_metric:", payload["best_selected_metric"])
     model = build_model({k.split(".", 1)[1]: v for k, v in best.config.items() if k.startswith("model.")})
-    if any("parametrizations" in key for key in payload["state_dict"]):
+    if any(key.endswith(".sign_logits") for key in payload["state_dict"]):
         install_sign_parametrization(model)  # the trial trained with sign annealing: same structure
     model.load_state_dict(payload["state_dict"])
     hard = export_hard_signed(model)  # deployable weights: row-block signs, alpha -> inf
     print("best weights restored into a fresh SurrogateSNN; hard-signed export:", sorted(hard))
+    violations = check_chip(to_chip(model))  # the chip-legal copy that val_chip_* measured
+    print("check_chip(to_chip(best model)):", "chip-legal" if not violations else [str(v) for v in violations])
 
     # Table + figures from the TensorBoard logs.
     report = write_report(hpo.experiment_path, "val_recall", "max", out_dir=args.figures, top_k=10)
@@ -392,22 +423,38 @@ def main(argv=None):
     plot_activity(hpo.experiment_path, best_trial, os.path.join(args.figures, "best_trial_activity.png"))
     ablation = {}
     if not args.no_ablation:
-        ablation = loss_term_ablation(dataset, args.epochs, os.path.join(args.figures, "loss_term_ablation.png"))
+        ablation = loss_term_ablation(dataset, args.ablation_epochs, os.path.join(args.figures, "loss_term_ablation.png"))
+    def last(key):  # the last epoch of every trial (df: one row per trial)
+        return float(df[key].max()) if key in df else None
+
     summary = {
         "num_samples": args.num_samples, "epochs": args.epochs, "concurrency": args.concurrency, "wall_s": round(wall, 1),
+        "ablation_epochs": args.ablation_epochs if ablation else None,
         "best_trial": best_trial, "best_epoch": payload["epoch"], "best_val_recall": payload["best_selected_metric"],
+        # the chip-ready twins (to_chip(net): what the chip runs) of the best epoch's values
+        "best_epoch_val_chip_recall": at_best.get("val_chip_recall"),
+        "best_epoch_val_acc": at_best.get("val_acc"), "best_epoch_val_chip_acc": at_best.get("val_chip_acc"),
         # Recall alone rewards calling every sequence a keyword: read it next to the accuracy.
         "best_trial_last_val_acc": best.metrics.get("val_acc"),
-        "highest_last_val_acc_of_any_trial": float(df["val_acc"].max()) if "val_acc" in df else None,
+        "best_trial_last_val_chip_acc": best.metrics.get("val_chip_acc"),
+        "highest_last_val_acc_of_any_trial": last("val_acc"),
+        "highest_last_val_chip_acc_of_any_trial": last("val_chip_acc"),
+        "best_model_chip_violations": [str(v) for v in violations],
         "best_config": best.config, "trials_stopped_early": int(sum(len(r.metrics_dataframe) < args.epochs for r in results)),
-        "ablation_val_acc": {name: {"last": round(acc[-1], 4), "best": round(max(acc), 4)} for name, acc in ablation.items()},
+        "ablation_val_acc": {
+            name: {"last": round(acc["val_acc"][-1], 4), "best": round(max(acc["val_acc"]), 4),
+                   "chip_last": round(acc["val_chip_acc"][-1], 4), "chip_best": round(max(acc["val_chip_acc"]), 4)}
+            for name, acc in ablation.items()
+        },
         "figures": sorted(os.listdir(args.figures)),
     }
     path = os.path.join(args.figures, "results.json")
     with open(path + ".tmp", "w") as handle:  # atomic: a crash leaves the previous results whole
         json.dump(summary, handle, indent=2, default=str)
     os.replace(path + ".tmp", path)
-    print(json.dumps({k: summary[k] for k in ("wall_s", "best_trial", "best_epoch", "best_val_recall", "best_trial_last_val_acc")}, indent=2))
+    shown = ("wall_s", "best_trial", "best_epoch", "best_val_recall", "best_epoch_val_chip_recall", "best_trial_last_val_acc",
+             "best_trial_last_val_chip_acc")
+    print(json.dumps({k: summary[k] for k in shown}, indent=2))
     print("report:", report["markdown"])
     return summary
 

@@ -113,10 +113,16 @@ def metric_value(trainer: "pl.Trainer", metric: str, owner: str) -> float:
     metrics = trainer.callback_metrics
     if metric not in metrics:
         available = sorted(metrics)
+        chip = (
+            " SNNModule logs the chip-ready val_chip_* / test_chip_* (its metrics on to_chip(net)) for a net built "
+            "from nwave_lightning.layers unless chip_eval=False."
+            if str(metric).startswith(("val_chip_", "test_chip_")) else ""
+        )
         raise ValueError(
             f"{owner}: metric={metric!r} was not logged; available keys: {available}. Use one of them "
             "(validation keys such as 'val_loss', 'val_acc'; keys logged in the LightningModule's own "
             "on_train_epoch_end are not visible to callbacks until the next epoch, so prefer validation metrics)."
+            + chip
         )
     return as_float(metrics[metric])
 

@@ -5,9 +5,14 @@ For ``<storage>/<experiment>`` it reads every trial's TensorBoard scalars
 then writes, each file atomically:
 
 * ``report.csv`` / ``report.md``: one row per trial, best first: best value of the
-  selected metric and its epoch, last value, epochs run, status, and the config
-  (``report.md`` keeps the tuned keys: those whose value differs between trials);
-* ``metric_vs_params.png``: the selected metric against each tuned hyper-parameter;
+  selected metric and its epoch, the value of its float / chip-ready twin at that
+  epoch (``val_acc_at_best_epoch`` when tuning on ``val_chip_acc``,
+  ``val_chip_acc_at_best_epoch`` when tuning on ``val_acc``; see
+  :func:`~nwave_lightning.hpo.reporting.chip_twin`), last value, epochs run,
+  status, and the config (``report.md`` keeps the tuned keys: those whose value
+  differs between trials);
+* ``metric_vs_params.png``: the selected metric (and its twin, hollow markers)
+  against each tuned hyper-parameter;
 * ``parallel_coordinates.png``: one line per trial across the tuned
   hyper-parameters, coloured by the selected metric.
 
@@ -20,6 +25,8 @@ Example:
     >>> table = pd.DataFrame({"trial": ["a", "b"], "best_value": [0.5, 0.9], "model.hidden": [32, 64]})
     >>> tuned_columns(table)
     ['model.hidden']
+    >>> twin_column("val_chip_acc"), twin_column("train_loss")
+    ('val_acc_at_best_epoch', None)
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ..io import atomic_write
+from .reporting import chip_twin, is_chip_metric
 
 __all__ = [
     "experiment_table",
@@ -41,10 +49,23 @@ __all__ = [
     "plot_metric_vs_params",
     "plot_parallel_coordinates",
     "tuned_columns",
+    "twin_column",
     "write_report",
 ]
 
 _SUMMARY = ("trial", "status", "best_value", "best_epoch", "last_value", "epochs")
+#: Suffix of the column holding the twin metric's value at each trial's best epoch.
+TWIN_SUFFIX = "_at_best_epoch"
+
+
+def twin_column(metric: str) -> str | None:
+    """Report column of ``metric``'s float / chip-ready twin at the best epoch (``None``: no twin)."""
+    twin = chip_twin(metric)
+    return None if twin is None else f"{twin}{TWIN_SUFFIX}"
+
+
+def _is_summary(column: str) -> bool:
+    return column in _SUMMARY or str(column).endswith(TWIN_SUFFIX)
 
 
 def _trial_dirs(experiment_dir: str) -> list[str]:
@@ -89,7 +110,7 @@ def _cell(value):
 
 def tuned_columns(table: pd.DataFrame) -> list[str]:
     """Config columns whose value differs between trials (what the search varied)."""
-    return [c for c in table.columns if c not in _SUMMARY and table[c].astype(str).nunique(dropna=False) > 1]
+    return [c for c in table.columns if not _is_summary(c) and table[c].astype(str).nunique(dropna=False) > 1]
 
 
 def experiment_table(experiment_dir: str, metric: str, mode: str = "max", top_k: int | None = None) -> pd.DataFrame:
@@ -101,22 +122,34 @@ def experiment_table(experiment_dir: str, metric: str, mode: str = "max", top_k:
     series = scalars[scalars["tag"] == metric].sort_values(["trial", "step"])
     if series.empty and len(scalars):
         raise ValueError(f"metric={metric!r} is not among the logged tags; logged: {sorted(scalars['tag'].unique())}")
+    # The twin (val_acc for val_chip_acc and back) at each trial's best epoch: what best_model.pt scores both ways.
+    twin, twin_name = chip_twin(metric), twin_column(metric)
+    twin_at = {}
+    if twin is not None and (scalars["tag"] == twin).any():
+        for (trial, step), value in scalars[scalars["tag"] == twin].groupby(["trial", "step"])["value"].last().items():
+            twin_at[(trial, int(step))] = float(value)
+    columns = ["trial", "best_value", "best_epoch", *([twin_name] if twin_at else []), "last_value", "epochs"]
     rows = []
     for trial, group in series.groupby("trial"):
         values = group["value"].to_numpy()
         finite = [i for i, v in enumerate(values) if math.isfinite(v)]
+        # The first best epoch, the one BestModelCheckpoint keeps (it saves on strict improvement).
         best = (max if mode == "max" else min)(finite, key=lambda i: values[i]) if finite else None
-        rows.append({
+        best_epoch = int(group["step"].iloc[best]) if best is not None else None
+        row = {
             "trial": trial,
             "best_value": values[best] if best is not None else float("nan"),
-            "best_epoch": int(group["step"].iloc[best]) if best is not None else None,
+            "best_epoch": best_epoch,
             "last_value": values[-1],
             "epochs": int(group["step"].max()),
-        })
-    summary = pd.DataFrame(rows, columns=["trial", "best_value", "best_epoch", "last_value", "epochs"])
+        }
+        if twin_at:
+            row[twin_name] = twin_at.get((trial, best_epoch), float("nan"))
+        rows.append(row)
+    summary = pd.DataFrame(rows, columns=columns)
     table = configs.merge(summary, on="trial", how="left")
     table = table.sort_values("best_value", ascending=(mode == "min"), na_position="last").reset_index(drop=True)
-    front = [c for c in _SUMMARY if c in table.columns]
+    front = [c for c in (*_SUMMARY[:4], twin_name, *_SUMMARY[4:]) if c in table.columns]
     table = table[front + [c for c in table.columns if c not in front]]
     return table.head(top_k) if top_k else table
 
@@ -145,15 +178,21 @@ def plot_metric_vs_params(table: pd.DataFrame, metric: str, path: str, params: S
     cols = min(3, count)
     rows = math.ceil(count / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    twin = twin_column(metric)
+    twin = twin if twin in table.columns else None
     for ax, param in zip(axes.flat, params):
         x, labels = _numeric(table[param])
-        ax.scatter(x, table["best_value"], s=28, alpha=0.8)
+        ax.scatter(x, table["best_value"], s=28, alpha=0.8, label=metric)
+        if twin is not None:
+            ax.scatter(x, table[twin], s=28, facecolors="none", edgecolors="C1", label=f"{chip_twin(metric)} (same epoch)")
         if labels is not None:
             ax.set_xticks(range(len(labels)), [label[:14] for label in labels], rotation=30, ha="right", fontsize=7)
         elif (x > 0).all() and x.max() / x.min() > 30:
             ax.set_xscale("log")
         ax.set_xlabel(param, fontsize=8)
         ax.set_ylabel(f"best {metric}", fontsize=8)
+    if twin is not None and params:
+        axes.flat[0].legend(fontsize=7)
     for ax in list(axes.flat)[len(params):]:
         ax.axis("off")
     if not params:
@@ -237,15 +276,18 @@ def write_report(
     out_dir = out_dir or os.path.join(experiment_dir, "report")
     table = experiment_table(experiment_dir, metric, mode)
     # The Markdown view keeps what differs between trials; report.csv has every config key.
-    shown = table[[c for c in _SUMMARY if c in table.columns] + tuned_columns(table)]
+    shown = table[[c for c in table.columns if _is_summary(c)] + tuned_columns(table)]
     shown = shown.head(top_k) if top_k else shown
+    title = f"# {os.path.basename(os.path.normpath(experiment_dir))}: {metric} ({mode})\n\n"
+    twin = twin_column(metric)
+    if twin in table.columns:
+        kind = "the float network's" if is_chip_metric(metric) else "the chip-ready network's (to_chip(net))"
+        title += f"`{twin}`: {kind} `{chip_twin(metric)}` at each trial's best epoch (the epoch best_model.pt holds).\n\n"
     paths = {
         "csv": atomic_write(os.path.join(out_dir, "report.csv"), lambda tmp: table.to_csv(tmp, index=False)),
         "markdown": atomic_write(
             os.path.join(out_dir, "report.md"),
-            lambda tmp: _write_text(
-                tmp, f"# {os.path.basename(os.path.normpath(experiment_dir))}: {metric} ({mode})\n\n{markdown_table(shown)}"
-            ),
+            lambda tmp: _write_text(tmp, title + markdown_table(shown)),
         ),
         "metric_vs_params": plot_metric_vs_params(table, metric, os.path.join(out_dir, "metric_vs_params.png")),
         "parallel_coordinates": plot_parallel_coordinates(table, metric, os.path.join(out_dir, "parallel_coordinates.png")),

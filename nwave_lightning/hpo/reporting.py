@@ -6,8 +6,10 @@ changes the seed asks for:
 
 * it reports every scalar the epoch logged (the seed's keys: ``epoch``,
   ``train_loss``, ``val_loss``, ``lr``, ``best_selected_metric``, ``val_<metric>``,
-  ``train/...``, ``val/...``, scheduler and early-stop keys) and fails the trial
-  with the list of reported keys when the selected ``metric`` is not among them;
+  ``train/...``, ``val/...``, scheduler and early-stop keys, and the chip-ready
+  twins ``val_chip_loss`` / ``val_chip_<metric>`` that ``SNNModule`` logs from
+  ``to_chip(net)``) and fails the trial with the list of reported keys when the
+  selected ``metric`` is not among them;
 * the checkpoint it attaches holds ``best_model.pt`` (the best epoch so far, written
   by ``BestModelCheckpoint``: ``epoch``, ``best_selected_metric``, ``state_dict``)
   and, for exact resume/pause, the trainer state ``trial_state.ckpt``.
@@ -15,6 +17,15 @@ changes the seed asks for:
 It subclasses Lightning's ``Checkpoint`` so Lightning runs it after the
 LightningModule's own ``on_train_epoch_end`` (where ``epoch`` and the metrics are
 logged) and after the other callbacks.
+
+Every float metric of a validation or test stage has a chip-ready twin (the same
+metric on ``to_chip(net)``): :func:`chip_twin` names it, :func:`best_epoch_metrics`
+reads both at the best epoch of a trial and :func:`describe_best` prints them side
+by side, whichever of the two the experiment selects on.
+
+Example:
+    >>> chip_twin("val_acc"), chip_twin("val_chip_loss"), chip_twin("train_loss")
+    ('val_chip_acc', 'val_loss', None)
 """
 
 from __future__ import annotations
@@ -30,12 +41,18 @@ import ray.tune
 from lightning.pytorch.callbacks import Checkpoint as _LightningCheckpoint
 from ray.tune.integration.pytorch_lightning import TuneReportCheckpointCallback
 
+from ..module.snn_module import CHIP_STAGES  # float stage -> the stage SNNModule logs to_chip(net) under
+
 __all__ = [
     "BEST_MODEL_FILE",
     "TRIAL_STATE_FILE",
     "MetricNotReportedError",
     "TuneEpochReport",
+    "best_epoch_metrics",
     "check_metric_reported",
+    "chip_twin",
+    "describe_best",
+    "is_chip_metric",
     "scalar_metrics",
 ]
 
@@ -45,8 +62,43 @@ TRIAL_STATE_FILE = "trial_state.ckpt"
 _RAY_RESERVED = {"done", "training_iteration", "time_total_s", "time_this_iter_s", "config", "trial_id", "timestamp"}
 
 
+#: Why a ``val_chip_*`` key can be missing, and the cure (used in error messages).
+CHIP_METRIC_HINT = (
+    "SNNModule logs val_chip_* / test_chip_* (the metric on to_chip(net)) for a net built from "
+    "nwave_lightning.layers unless chip_eval=False; a custom train_fn must report them itself"
+)
+
+
 class MetricNotReportedError(ValueError):
     """The selected metric is not among the keys a trial reports."""
+
+
+def is_chip_metric(metric: str) -> bool:
+    """Whether ``metric`` is a chip-ready key (``val_chip_*`` / ``test_chip_*``)."""
+    return any(str(metric).startswith(f"{chip}_") for chip in CHIP_STAGES.values())
+
+
+def chip_twin(metric: str) -> str | None:
+    """The other half of a float / chip-ready pair, or ``None`` for keys without one.
+
+    ``val_<name>`` <-> ``val_chip_<name>`` and ``test_<name>`` <-> ``test_chip_<name>``
+    (``<name>`` is ``loss`` or a metric name); training keys, ``best_selected_metric``
+    and the ``stage/...`` component keys have no twin.
+
+    >>> chip_twin("val_recall"), chip_twin("test_chip_acc"), chip_twin("val/acc"), chip_twin("best_selected_metric")
+    ('val_chip_recall', 'test_acc', None, None)
+    """
+    metric = str(metric)
+    if "/" in metric:
+        return None
+    for stage, chip in CHIP_STAGES.items():
+        if metric.startswith(f"{chip}_"):
+            name = metric[len(chip) + 1:]
+            return f"{stage}_{name}" if name else None
+    for stage, chip in CHIP_STAGES.items():
+        if metric.startswith(f"{stage}_") and len(metric) > len(stage) + 1:
+            return f"{chip}_{metric[len(stage) + 1:]}"
+    return None
 
 
 def check_metric_reported(metric: str, reported: Mapping[str, Any]) -> None:
@@ -64,8 +116,10 @@ def check_metric_reported(metric: str, reported: Mapping[str, Any]) -> None:
     close = [k for k in keys if k.endswith(metric.split("_", 1)[-1][:4])][:5]
     raise MetricNotReportedError(
         f"selected metric {metric!r} not reported; HPOWrapper(metric=...) must match one reported key exactly "
-        f"(e.g. val_loss, val_<name> for each metric builder). Reported keys: {keys}"
+        f"(e.g. val_loss, val_<name> for each metric builder, val_chip_<name> for its chip-ready twin). "
+        f"Reported keys: {keys}"
         + (f". Did you mean one of {close}?" if close else "")
+        + (f". {CHIP_METRIC_HINT}." if is_chip_metric(metric) else "")
     )
 
 
@@ -84,6 +138,75 @@ def scalar_metrics(values: Mapping[str, Any]) -> dict[str, float]:
         if isinstance(value, (int, float)):
             out[str(key)] = float(value)
     return out
+
+
+def _epoch_column(frame) -> str | None:
+    for column in ("epoch", "training_iteration"):
+        if column in frame.columns:
+            return column
+    return None
+
+
+def best_epoch_metrics(result, metric: str, mode: str) -> dict[str, float]:
+    """What one trial reported at the epoch where ``metric`` was best (the epoch ``best_model.pt`` holds).
+
+    Ties go to the first such epoch, as :class:`~nwave_lightning.callbacks.BestModelCheckpoint`
+    keeps the first. ``result`` is a ``ray.tune.Result`` (or anything with a
+    ``metrics_dataframe``); the returned dict holds that epoch's reported scalars, so
+    ``chip_twin(metric)`` is there whenever the trial reported it.
+
+    Raises:
+        MetricNotReportedError: the trial never reported ``metric`` (the message lists what it did report).
+    """
+    import math
+
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode={mode!r} must be 'min' or 'max'")
+    frame = getattr(result, "metrics_dataframe", None)
+    if frame is None or metric not in frame.columns:
+        keys = [] if frame is None else sorted(c for c in frame.columns if c not in _RAY_RESERVED)
+        raise MetricNotReportedError(f"selected metric {metric!r} not reported by this trial; reported keys: {keys}")
+    values = [float(v) for v in frame[metric]]
+    finite = [i for i, v in enumerate(values) if math.isfinite(v)]
+    if not finite:
+        raise MetricNotReportedError(f"selected metric {metric!r}: this trial reported no finite value ({values})")
+    pick = max if mode == "max" else min
+    best_value = pick(values[i] for i in finite)
+    row = frame.iloc[next(i for i in finite if values[i] == best_value)]
+    out = scalar_metrics({key: value for key, value in row.items() if isinstance(key, str)})
+    epoch = _epoch_column(frame)
+    if epoch is not None:
+        out["epoch"] = float(row[epoch])
+    return out
+
+
+def describe_best(metrics: Mapping[str, float], metric: str, trial: str | None = None) -> str:
+    """One line: the best value of ``metric`` and, at the same epoch, its float or chip-ready twin.
+
+    >>> describe_best({"val_chip_acc": 0.96875, "val_acc": 0.984375, "epoch": 12.0}, "val_chip_acc", "trial_1")
+    "Best val_chip_acc: 0.9688 at epoch 12 (trial trial_1); the float network's val_acc at that epoch: 0.9844"
+    >>> describe_best({"val_acc": 0.9, "epoch": 3.0}, "val_acc")
+    'Best val_acc: 0.9 at epoch 3; its chip-ready twin val_chip_acc was not reported (SNNModule logs val_chip_* ...)'
+    """
+    value = metrics.get(metric)
+    text = f"Best {metric}: {_fmt(value)}"
+    if "epoch" in metrics:
+        text += f" at epoch {int(metrics['epoch'])}"
+    if trial:
+        text += f" (trial {trial})"
+    twin = chip_twin(metric)
+    if twin is None:
+        return text
+    if twin in metrics:
+        what = "the float network's" if is_chip_metric(metric) else "the chip-ready (to_chip(net))"
+        return f"{text}; {what} {twin} at that epoch: {_fmt(metrics[twin])}"
+    what = "float twin" if is_chip_metric(metric) else "chip-ready twin"
+    hint = "" if is_chip_metric(metric) else f" ({CHIP_METRIC_HINT})"
+    return f"{text}; its {what} {twin} was not reported{hint}"
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{float(value):.4g}"
 
 
 class TuneEpochReport(TuneReportCheckpointCallback, _LightningCheckpoint):

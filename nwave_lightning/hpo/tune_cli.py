@@ -14,7 +14,7 @@ that config and the experiment settings::
     search_space:
       model.init_args.net.init_args.hidden: {choice: [[16], [32]]}
       model.init_args.lr: {loguniform: [1.0e-4, 1.0e-2]}
-    metric: val_acc
+    metric: val_chip_acc           # the chip-ready twin of val_acc (the metric on to_chip(net))
     mode: max
     num_samples: 8
     scheduler: {name: asha, grace_period: 2}
@@ -50,7 +50,7 @@ from typing import Any, Optional, Union
 
 from ..io import atomic_write
 
-__all__ = ["FIT_KEYS", "TUNE_SKIPPED_ARGS", "apply_overrides", "run_cli_trial", "tune"]
+__all__ = ["FIT_KEYS", "TUNE_SKIPPED_ARGS", "apply_overrides", "check_chip_metric_logged", "run_cli_trial", "tune"]
 
 #: Sections of a tune config that make up each trial's fit config.
 FIT_KEYS = ("seed_everything", "trainer", "model", "data")
@@ -205,7 +205,9 @@ def tune(
     Args:
         search_space: Dotted paths into the fit config -> domain (``{choice: [...]}``,
             ``{uniform: [lo, hi]}``, ``{loguniform: [lo, hi]}``, ``{randint: [lo, hi]}``, ``{grid: [...]}``).
-        metric: Reported key to optimise (``val_loss``, ``val_<metric>``, ...).
+        metric: Reported key to optimise (``val_loss``, ``val_<metric>``, or their chip-ready twins
+            ``val_chip_loss`` / ``val_chip_<metric>``: the same on ``to_chip(net)``). The summary
+            prints the best value with its twin at the same epoch.
         mode: ``min`` or ``max``.
         num_samples: Sampled configurations (grid points are each run that many times).
         scheduler: Trial scheduler: ``asha``, ``hyperband``, ``median``, ``fifo``/``none`` or ``{name: ..., ...}``.
@@ -259,12 +261,13 @@ def tune(
     )
     # Fail before launching on paths that do not exist in the config (one build from sampled values).
     try:
-        build_fit_cli(_trial_config(spec, {k: _example_value(v) for k, v in space.items()}))
+        probe = build_fit_cli(_trial_config(spec, {k: _example_value(v) for k, v in space.items()}))
     except (Exception, SystemExit) as err:  # jsonargparse exits on a bad key
         raise ValueError(
             f"search_space: a sampled config does not build ({type(err).__name__}: {err}); check the dotted "
             f"paths {sorted(space)} against `nwave tune --config <file> --print_config`"
         ) from None
+    check_chip_metric_logged(metric, probe.model)
     data_args = dict((base.get("data") or {}).get("init_args") or {})
     dataset_path = next((data_args[k] for k in ("data_dir", "dataset_path", "root") if data_args.get(k)), None)
     epochs = space.get("trainer.max_epochs", (base.get("trainer") or {}).get("max_epochs"))
@@ -280,14 +283,16 @@ def tune(
         max_t=upper_bound(epochs) if epochs is not None else None,
         resume=resume,
     )
+    from .reporting import MetricNotReportedError, best_epoch_metrics, describe_best
+
     reported = [r for r in results if r.metrics and metric in r.metrics]
     if not reported:
-        from .reporting import MetricNotReportedError
 
         keys = sorted({k for r in results if r.metrics for k in r.metrics})
         raise MetricNotReportedError(f"selected metric {metric!r} not reported by any trial; reported keys: {keys}")
     best = results.get_best_result(metric=metric, mode=mode, scope="all")
-    print(f"\nBest {metric}: {best.metrics.get(metric)} (trial {os.path.basename(best.path)})")
+    # The selected metric and its float / chip-ready twin, both at the epoch best_model.pt holds.
+    print("\n" + describe_best(best_epoch_metrics(best, metric, mode), metric, os.path.basename(best.path)))
     print(f"Best config: {best.config}")
     if best.checkpoint is not None:
         print(f"Best checkpoint: {best.checkpoint.path} (best_model.pt)")
@@ -297,6 +302,33 @@ def tune(
         for name, path in write_report(exp_dir, metric, mode).items():
             print(f"Report {name}: {path}")
     return results
+
+
+def check_chip_metric_logged(metric: str, model) -> None:
+    """Before launch: a chip-ready ``metric`` (``val_chip_*``) needs a model that logs it.
+
+    ``SNNModule`` logs ``val_chip_*`` from ``to_chip(net)`` unless ``chip_eval=False``
+    or its net holds no H1 layer; a LightningModule of another kind is left to the
+    per-epoch check (it may log the key itself).
+
+    Raises:
+        ValueError: naming the metric, why the model does not log it, and the fix.
+    """
+    from .reporting import chip_twin, is_chip_metric
+
+    chip_net = getattr(model, "chip_net", None)
+    if not is_chip_metric(metric) or not callable(chip_net):
+        return
+    if chip_net() is None:
+        why = (
+            "model.init_args.chip_eval is false" if not getattr(model, "chip_eval", True)
+            else f"its net ({type(getattr(model, 'net', model)).__name__}) has no chip-ready copy"
+        )
+        raise ValueError(
+            f"metric={metric!r} is the chip-ready metric of to_chip(net), but the configured model will never log it: "
+            f"{why}. Set model.init_args.chip_eval: true with a net built from nwave_lightning.layers, or tune on "
+            f"the float metric (metric: {chip_twin(metric)})."
+        )
 
 
 def _example_value(domain):

@@ -52,7 +52,9 @@ class HPOWrapper:
             ``train_fn`` trains on ``"main"``.
         metric_builders: name -> ``builder(metric_cfg)`` returning ``fn(spk_out, y, ...) -> float``
             (or a torchmetrics Metric); reported as ``train_<name>`` / ``val_<name>``.
-        metric: The reported key to optimise (e.g. ``"val_recall"``, ``"val_loss"``).
+        metric: The reported key to optimise (e.g. ``"val_recall"``, ``"val_loss"``, or the
+            chip-ready twins ``"val_chip_recall"``, ``"val_chip_loss"``: the same on ``to_chip(net)``,
+            logged by the default ``train_fn`` for nets built from ``nwave_lightning.layers``).
         mode: ``"max"`` or ``"min"``.
         experiment_name: Folder of the experiment under ``storage_path``.
         optimizer_builder: ``builder(params, optim_cfg) -> Optimizer`` replacing the default
@@ -289,6 +291,18 @@ class HPOWrapper:
                 + (f"; trial errors: {errors[:3]}" if errors else "")
             )
         return self.results.get_best_result(metric=metric, mode=mode, scope=scope)
+
+    def best_epoch_metrics(self) -> dict[str, float]:
+        """What the best trial reported at its best epoch (the epoch its ``best_model.pt`` holds).
+
+        Holds the selected metric and, when the trial reported it, its float / chip-ready
+        twin (``val_acc`` and ``val_chip_acc``, ...; see
+        :func:`~nwave_lightning.hpo.reporting.chip_twin`) at that same epoch, and ``epoch``.
+        ``describe_best(hpo.best_epoch_metrics(), hpo.settings.metric)`` prints them side by side.
+        """
+        from .reporting import best_epoch_metrics
+
+        return best_epoch_metrics(self.best_result("all"), self.settings.metric, self.settings.mode)
 
     def best_config(self, scope: str = "all") -> dict:
         """The best trial's flat namespaced config."""

@@ -8,6 +8,7 @@ import torch
 from tbparse import SummaryReader
 
 from nwave_lightning.hpo.reporting import MetricNotReportedError, TuneEpochReport
+from nwave_lightning.layers.sign import install_sign_parametrization
 from nwave_lightning.hpo.trial import NamedLoss, TrialSpec, build_trial_context, train_one_trial
 from nwave_lightning.module.contract import ContractError
 
@@ -47,12 +48,12 @@ SEED_CONFIG = {
 }
 
 
-def seed_spec(**kwargs):
+def seed_spec(metric="val_recall", mode="max", **kwargs):
     return TrialSpec(
         model_builder=seed.build_model, dataset_builder=seed.build_datasets, train_fn=train_one_trial,
         loss_builders={"main": seed.build_main_loss},
         metric_builders={"acc": seed.build_acc_metric, "recall": seed.build_recall_metric},
-        metric="val_recall", mode="max", **kwargs,
+        metric=metric, mode=mode, **kwargs,
     )
 
 
@@ -83,7 +84,9 @@ def test_every_epoch_reports_the_seed_keys(seed_trial):
         for key in ("train_loss", "val_loss", "lr", "best_selected_metric", "val_recall", "val_acc", "train_acc",
                     "val/recall", "train/main/population/mse", "train/main/total", "train/total", "val/main/total",
                     "train/layer_2/firing_rate", "val/layer_0/dead_neurons_fraction", "surrogate_value", "sign_alpha",
-                    "early_stop_bad_epochs"):
+                    "early_stop_bad_epochs",
+                    # the chip-ready twins (SNNModule's default chip_eval: the same loss and metrics on to_chip(net))
+                    "val_chip_loss", "val_chip_acc", "val_chip_recall"):
             assert key in report, key
         assert report["train_loss"] == pytest.approx(report["train/total"])
     # lr halves every epoch (StepLR step_size=1); the surrogate goes 10 -> 20 linearly
@@ -103,6 +106,15 @@ def test_checkpoints_hold_the_best_model(seed_trial):
     # the weights restore into the trained model (sign annealing added its parametrisations to it)
     assert payload["state_dict"].keys() == ctx.model.state_dict().keys()
     ctx.model.load_state_dict(payload["state_dict"])
+    # and into a fresh one built from the trial's config, once it carries the same parametrisation
+    assert any(key.endswith(".sign_logits") for key in payload["state_dict"])
+    fresh = seed.build_model(dict(ctx.cfg.model))
+    with pytest.raises(RuntimeError, match="sign_logits"):
+        fresh.load_state_dict(payload["state_dict"])
+    install_sign_parametrization(fresh)
+    fresh.load_state_dict(payload["state_dict"])
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(value, payload["state_dict"][key]), key
     state = torch.load(os.path.join(last, "trial_state.ckpt"), map_location="cpu", weights_only=False)
     assert state["epoch"] == 2 and "optimizer_states" in state  # Lightning's 0-based epoch of the last report
 
@@ -164,6 +176,37 @@ def test_metric_not_reported_lists_keys(tmp_path):
     # whichever callback reads it first (the best-model tracker here) names the logged keys
     with pytest.raises(ValueError, match=r"'val_recall'.*not (logged|reported).*'val_acc'"):
         train_one_trial(ctx)
+
+
+def test_trial_selects_on_the_chip_ready_metric(seed_trial, tmp_path):
+    """metric="val_chip_acc": reported every epoch, and best_model.pt is the best chip-ready epoch."""
+    ctx0, _ = seed_trial
+    fake = FakeTune(str(tmp_path))
+    ctx = build_trial_context(
+        {**SEED_CONFIG, "trainer.epochs": 2}, seed_spec(metric="val_chip_acc", mode="max"),
+        os.path.join(os.path.dirname(ctx0.trial_dir), "data"), trial_dir=str(tmp_path / "trial"), report_fn=fake,
+    )
+    train_one_trial(ctx)
+    chip = [r["val_chip_acc"] for r in fake.reports]
+    assert len(chip) == 2 and all("val_acc" in r for r in fake.reports)
+    assert [r["best_selected_metric"] for r in fake.reports] == pytest.approx([chip[0], max(chip)])
+    payload = torch.load(os.path.join(fake.checkpoints[-1], "best_model.pt"), map_location="cpu", weights_only=True)
+    assert payload["metric"] == "val_chip_acc" and payload["epoch"] == chip.index(max(chip)) + 1
+
+
+def test_chip_metric_of_a_net_without_h1_layers_names_the_cause(tmp_path):
+    spec = TrialSpec(
+        model_builder=build_toy_model, dataset_builder=build_toy_data, train_fn=train_one_trial,
+        loss_builders={"main": build_toy_loss}, metric_builders={"acc": build_toy_acc}, metric="val_chip_acc", mode="max",
+    )
+    ctx = build_trial_context({"trainer.epochs": 1}, spec, None, trial_dir=str(tmp_path), report_fn=FakeTune(str(tmp_path)))
+    with pytest.warns(UserWarning, match="ToySNN holds no H1 layer"):
+        with pytest.raises(ValueError, match=r"'val_chip_acc'.*not (logged|reported).*'val_acc'.*chip_eval=False"):
+            train_one_trial(ctx)
+    from nwave_lightning.hpo.reporting import check_metric_reported
+
+    with pytest.raises(MetricNotReportedError, match=r"'val_chip_acc' not reported.*nwave_lightning\.layers unless chip_eval=False"):
+        check_metric_reported("val_chip_acc", {"val_acc": 1.0, "val_loss": 0.5})
 
 
 def test_reporter_check_lists_keys():

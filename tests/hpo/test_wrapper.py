@@ -159,18 +159,25 @@ def test_seed_end_to_end_template(ray_local, tmp_path, monkeypatch, capsys):
     history = best.metrics_dataframe
     assert payload["best_selected_metric"] == pytest.approx(history["val_recall"].max())
     assert payload["epoch"] == int(history.loc[history["val_recall"].idxmax(), "epoch"])
+    # the chip-ready twin of the selected metric, at that same epoch (what to_chip of those weights scored)
+    at_best = hpo.best_epoch_metrics()
+    assert at_best["epoch"] == payload["epoch"] and at_best["val_recall"] == pytest.approx(payload["best_selected_metric"])
+    assert at_best["val_chip_recall"] == pytest.approx(history.loc[history["val_recall"].idxmax(), "val_chip_recall"])
     model = build_model({k.split(".", 1)[1]: v for k, v in best.config.items() if k.startswith("model.")})
     assert {k.split("parametrizations.")[0] for k in payload["state_dict"]} >= {k.split("weight")[0] for k in model.state_dict()}
     # per-trial TensorBoard events in the experiment folder, readable with tbparse
     scalars = SummaryReader(hpo.experiment_path, extra_columns={"dir_name"}).scalars
     assert scalars["dir_name"].nunique() == 4
-    assert {"val_recall", "best_selected_metric", "train/main/population/mse", "surrogate_value", "sign_alpha"} <= set(scalars["tag"])
+    assert {"val_recall", "val_chip_recall", "best_selected_metric", "train/main/population/mse", "surrogate_value",
+            "sign_alpha"} <= set(scalars["tag"])
     # and the report turns them into a table and figures
     from nwave_lightning.hpo.report import write_report
 
     paths = write_report(hpo.experiment_path, "val_recall", "max")
     table = pd.read_csv(paths["csv"])
     assert len(table) == 4 and table["best_value"].iloc[0] == pytest.approx(best.metrics_dataframe["val_recall"].max())
+    row = table.set_index("trial").loc[os.path.basename(best.path)]  # several trials may tie on recall
+    assert row["best_epoch"] == at_best["epoch"] and row["val_chip_recall_at_best_epoch"] == pytest.approx(at_best["val_chip_recall"])
     assert all(os.path.getsize(p) > 0 for p in paths.values())
 
 

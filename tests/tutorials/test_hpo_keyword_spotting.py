@@ -25,13 +25,21 @@ def test_script_runs_the_template_and_writes_its_report(tmp_path):
     command = [sys.executable, SCRIPT, "--num-samples", "2", "--epochs", "2", "--n-train", "64", "--n-steps", "40",
                "--no-ablation", "--data", str(tmp_path / "data"), "--storage", str(tmp_path / "ray_results"),
                "--figures", str(figures)]
-    env = dict(os.environ, TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1", RAY_DEDUP_LOGS="1")
+    # A script's sys.path starts at its own folder: point it (and its Ray workers) at this checkout's package.
+    path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1", RAY_DEDUP_LOGS="1", PYTHONPATH=path)
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=540)
     assert done.returncode == 0, done.stderr[-4000:]
     assert "restored best epoch:" in done.stdout
     summary = json.loads((figures / "results.json").read_text())
     assert summary["num_samples"] == 2 and summary["epochs"] == 2
     assert 0.0 <= summary["best_val_recall"] <= 1.0
+    # every float value it records has its chip-ready twin (the same metric on to_chip(net))
+    for key in ("best_epoch_val_chip_recall", "best_epoch_val_acc", "best_epoch_val_chip_acc",
+                "best_trial_last_val_chip_acc", "highest_last_val_chip_acc_of_any_trial"):
+        assert 0.0 <= summary[key] <= 1.0, key
+    assert summary["best_model_chip_violations"] == []  # to_chip of the restored best weights is chip-legal
+    assert "chip-legal" in done.stdout and "val_chip_recall at that epoch" in done.stdout
     assert summary["best_trial"] in (figures / "report.md").read_text()
     for name in ("learning_curves.png", "best_trial_activity.png", "metric_vs_params.png", "parallel_coordinates.png"):
         assert (figures / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
@@ -44,5 +52,7 @@ def test_loss_term_ablation_trains_every_variant(tmp_path):
     curves = tutorial.loss_term_ablation(dataset, epochs=1, path=str(figure))
     assert set(curves) == set(tutorial.ABLATION)
     for accuracy in curves.values():
-        assert len(accuracy) == 1 and 0.0 <= accuracy[0] <= 1.0
+        assert set(accuracy) == {"val_acc", "val_chip_acc"}  # the float accuracy and its chip-ready twin
+        for values in accuracy.values():
+            assert len(values) == 1 and 0.0 <= values[0] <= 1.0
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
