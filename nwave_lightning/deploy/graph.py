@@ -29,6 +29,7 @@ from torch import nn
 
 from ..hardware import ChipSpec
 from ..layers import CHIP_BLOCKS, prepare_net
+from ..layers.chain import forward_chain
 from ..layers.frontend import _H1Frontend
 from ..layers.lif import _H1Layer
 from ..layers.synapse import _H1Synapse
@@ -223,10 +224,4 @@ class ChipNet(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """``x (B, T, in_features)`` -> ``(spikes_list, membranes_list)``, readout last."""
         prepare_net(self)
-        signal = self.frontend(x) if self.frontend is not None else x
-        spikes_list, membranes_list = [], []
-        for synapse, lif in self.layer_pairs:
-            signal, membrane = lif(synapse(signal))
-            spikes_list.append(signal)
-            membranes_list.append(membrane)
-        return spikes_list, membranes_list
+        return forward_chain(self.frontend, self.layer_pairs, x)

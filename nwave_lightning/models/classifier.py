@@ -23,6 +23,7 @@ from torch import nn
 
 from .. import surrogate as surrogates
 from ..layers import CHIP_BLOCKS, prepare_net
+from ..layers.chain import forward_chain
 
 __all__ = ["CHIPS", "H1Classifier", "SURROGATES", "SurrogateSNN", "make_surrogate", "per_layer"]
 
@@ -124,13 +125,7 @@ class H1Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """``x (B, T, in_ch)`` -> ``(spikes_list, membranes_list)``, readout last."""
         prepare_net(self)
-        signal = self.frontend(x) if self.frontend is not None else x
-        spikes_list, membranes_list = [], []
-        for synapse, lif in self.layer_pairs:
-            signal, membrane = lif(synapse(signal))
-            spikes_list.append(signal)
-            membranes_list.append(membrane)
-        return spikes_list, membranes_list
+        return forward_chain(self.frontend, self.layer_pairs, x)
 
 
 class SurrogateSNN(H1Classifier):

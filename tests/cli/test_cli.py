@@ -14,27 +14,7 @@ import yaml
 
 from nwave_lightning.cli import NWaveCLI, main
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = ROOT / "configs"
-QUICKSTART = str(CONFIGS / "quickstart.yaml")
-# Shrink the quick start so each in-process run takes seconds.
-TINY = [
-    "--data.init_args.n_train=32",
-    "--data.init_args.n_val=16",
-    "--data.init_args.n_test=16",
-    "--data.init_args.n_steps=30",
-    "--data.init_args.word_length=10",
-    "--data.init_args.batch_size=8",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
-    "--trainer.log_every_n_steps=1",
-]
-
-
-@pytest.fixture(autouse=True)
-def _no_pytest_argv(monkeypatch):
-    # main(args) parses `args`; pytest's own argv would only trigger LightningCLI's mixed-input warning.
-    monkeypatch.setattr(sys, "argv", ["nwave"])
+from ._quickstart import CONFIGS, QUICKSTART, TINY
 
 
 def _experiments():

@@ -12,29 +12,12 @@ import torch
 
 import nwave_lightning.deploy as deploy
 from nwave_lightning.cli import NWaveCLI, main
+
 from nwave_lightning.deploy import check_chip, load_chip, to_chip
 from nwave_lightning.layers.sign import install_sign_parametrization
 from nwave_lightning.models import H1Classifier
 
-ROOT = Path(__file__).resolve().parents[2]
-QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
-# The quick start, shrunk so that a run takes seconds.
-TINY = [
-    "--data.init_args.n_train=32",
-    "--data.init_args.n_val=16",
-    "--data.init_args.n_test=16",
-    "--data.init_args.n_steps=30",
-    "--data.init_args.word_length=10",
-    "--data.init_args.batch_size=8",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
-    "--trainer.log_every_n_steps=1",
-]
-
-
-@pytest.fixture(autouse=True)
-def _no_pytest_argv(monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["nwave"])  # main(args) parses `args`, not pytest's argv
+from ._quickstart import QUICKSTART, TINY
 
 
 def _logs(folder: Path) -> str:
