@@ -31,7 +31,7 @@ from torch import nn
 
 from ..deploy import to_chip
 from ..layers.inspect import dense_weights
-from ..layers.sign import block_signs, install_sign_parametrization, set_sign_alpha, sign_parametrization
+from ..layers.sign import SignBlockParametrization, block_signs, install_sign_parametrization, set_sign_alpha, sign_parametrization
 from ._common import check_number, config_kwargs, init_keys, log_scalar, network
 
 __all__ = [
@@ -155,15 +155,22 @@ class SignAnnealing(Callback):
 
     # -- Lightning hooks ---------------------------------------------------
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
-        if self.total_epochs is None:
-            max_epochs = trainer.max_epochs
+        if self.total_epochs is None and stage == "fit":  # a checkpoint restored after setup keeps its own ramp
+            max_epochs = trainer.max_epochs  # resolved by Lightning before setup when fitting
             if max_epochs is None or max_epochs < 1:
                 raise ValueError(
-                    f"{type(self).__name__}: total_epochs=None scales the ramp with the trainer's max_epochs, but "
-                    f"max_epochs={max_epochs}. Set Trainer(max_epochs=...) or give total_epochs."
+                    f"{type(self).__name__}: total_epochs=None scales the sign-annealing ramp with the trainer's "
+                    f"max_epochs, but max_epochs={max_epochs} (a run limited by max_steps or max_time). Set "
+                    "Trainer(max_epochs=...), or give the ramp's length: SignAnnealing(total_epochs=N), for "
+                    "SNNModule's default SNNModule(sign_annealing={'total_epochs': N}), or sign_annealing=False."
                 )
             self.ramp_epochs = max(1, round(self.ramp_fraction * max_epochs))
         self._network = network(pl_module)
+        existing = [m for m in self._network.modules() if isinstance(m, SignBlockParametrization)]
+        if existing:
+            # A network that already carries the parametrisation (a checkpoint loaded into it, an
+            # earlier fit) keeps its sharpness: evaluating it must use the weights it was saved with.
+            self.alpha = existing[0].alpha
         if not install_sign_parametrization(self._network, self.alpha):
             raise ValueError(
                 f"{type(self).__name__}: the network has no dense H1 matrix (synapse weight or RC recurrent_weights) "
@@ -206,8 +213,9 @@ class SignAnnealing(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.epoch = state_dict.get("epoch")
         self.alpha = float(state_dict.get("alpha", self.alpha_start))
-        # A resumed run keeps the ramp it started with, also when max_epochs grew since.
-        self.ramp_epochs = state_dict.get("ramp_epochs") or self.ramp_epochs
+        if self.total_epochs is None and state_dict.get("ramp_epochs"):
+            # A resumed run keeps the ramp it started with, also when max_epochs grew since.
+            self.ramp_epochs = state_dict["ramp_epochs"]
         if self._network is not None:  # validate/test from a checkpoint: evaluate with the trained sharpness
             set_sign_alpha(self._network, self.alpha)
 

@@ -123,7 +123,7 @@ def chip_graph(net: nn.Module, in_features: Optional[int] = None) -> ChipGraph:
         for name, module in blocks
     ]
     reference = next(iter(net.parameters()), None)
-    x = torch.zeros(1, 2, in_features, device=None if reference is None else reference.device)
+    x = torch.zeros(1, 2, in_features, device=None if reference is None else reference.device, dtype=None if reference is None else reference.dtype)
     try:
         net(x)
     finally:

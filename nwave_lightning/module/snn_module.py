@@ -118,6 +118,14 @@ def _chip_ready_copy_exists(net: nn.Module) -> bool:
     return True
 
 
+def _saved_sign_alpha(checkpoint: dict[str, Any]) -> float:
+    """The sharpness a checkpoint's ``SignAnnealing`` state recorded (1.0 when it holds none)."""
+    for key, state in (checkpoint.get("callbacks") or {}).items():
+        if "SignAnnealing" in str(key) and isinstance(state, dict) and "alpha" in state:
+            return float(state["alpha"])
+    return 1.0
+
+
 def _kwarg_names(fn: Callable) -> tuple[str, ...]:
     # Resolve the signature once: inspecting bound torchmetrics methods per batch costs more than the step.
     return tuple(accepted_kwargs(fn, {key: None for key in CALL_KEYS}))
@@ -211,7 +219,9 @@ class SNNModule(pl.LightningModule):
         if isinstance(chip_gap_tolerance, bool) or not isinstance(chip_gap_tolerance, (int, float)) or not chip_gap_tolerance >= 0:
             raise ValueError(f"SNNModule: chip_gap_tolerance={chip_gap_tolerance!r} must be a number >= 0 (e.g. 0.05).")
         self.chip_eval, self.chip_gap_tolerance = chip_eval, float(chip_gap_tolerance)
-        self._chip_net: Optional[nn.Module] = None
+        # The chip-ready copy of the current evaluation, held in a plain dict so that it never
+        # becomes a submodule (it would enter state_dict() and parameters() while it lives).
+        self._chip_copy: dict[str, nn.Module] = {}
         self._chip_ready: Optional[bool] = None  # whether net has a chip-ready copy; decided at setup
         self._default_sign_annealing = _default_sign_annealing(sign_annealing)
         self._contract_checked = False
@@ -292,10 +302,28 @@ class SNNModule(pl.LightningModule):
             restart_sign_parametrization(entry.module, entry.attr, getattr(initialised[entry.module_name], entry.attr))
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Runs of the hardware-aware default save sign-parametrised weights; a module built
-        # afresh (load_from_checkpoint, nwave validate/test) needs the parametrisation to load them.
-        if any(key.endswith(".sign_logits") for key in checkpoint.get("state_dict", {})):
+        """Match the network's sign parametrisation to the checkpoint's before its weights load.
+
+        Runs of the hardware-aware default save sign-parametrised weights: a module built
+        afresh (``load_from_checkpoint``) gets the parametrisation. A checkpoint of plain
+        weights (``sign_annealing=False``, or older runs) loads into a plain network: the
+        parametrisation a ``SignAnnealing`` installed in ``setup`` is removed, so the weights
+        are exactly the saved ones. A sign-parametrised checkpoint without the sharpness
+        buffer (saved before it existed) gets the sharpness its ``SignAnnealing`` state holds.
+        """
+        state = checkpoint.get("state_dict", {})
+        prefix = "net."
+        if any(key.endswith(".sign_logits") for key in state):
             install_sign_parametrization(self.net)
+            alpha = _saved_sign_alpha(checkpoint)
+            for name, buffer in self.net.named_buffers():
+                if name.endswith(".alpha_state") and f"{prefix}{name}" not in state:
+                    state[f"{prefix}{name}"] = torch.full_like(buffer, alpha)
+            return
+        for entry in dense_weights(self.net):
+            plain_key = f"{prefix}{entry.module_name}.{entry.attr}" if entry.module_name else f"{prefix}{entry.attr}"
+            if plain_key in state and sign_parametrization(entry.module, entry.attr) is not None:
+                parametrize.remove_parametrizations(entry.module, entry.attr, leave_parametrized=False)
 
     def _training_loader(self):
         if self.trainer.datamodule is not None:
@@ -322,14 +350,14 @@ class SNNModule(pl.LightningModule):
         return self.net(x)
 
     def _run_net(self, x: torch.Tensor, net: Optional[nn.Module] = None):
-        outputs = (net or self.net)(x)
+        outputs = (net if net is not None else self.net)(x)
         if not self._contract_checked:
             validate_contract(outputs, x)
             self._contract_checked = True
         return outputs
 
     def _shared_step(self, batch: Any, stage: str, net: Optional[nn.Module] = None) -> torch.Tensor:
-        net = net or self.net
+        net = net if net is not None else self.net
         x, y, _ = unpack_batch(batch)
         spikes_list, membranes_list = self._run_net(x, net)
         call = {
@@ -372,19 +400,25 @@ class SNNModule(pl.LightningModule):
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._shared_step(batch, "val")
-        if self._chip_net is not None:
-            self._shared_step(batch, CHIP_STAGES["val"], self._chip_net)
+        if "net" in self._chip_copy:
+            self._shared_step(batch, CHIP_STAGES["val"], self._chip_copy["net"])
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self._shared_step(batch, "test")
-        if self._chip_net is not None:
-            self._shared_step(batch, CHIP_STAGES["test"], self._chip_net)
+        if "net" in self._chip_copy:
+            self._shared_step(batch, CHIP_STAGES["test"], self._chip_copy["net"])
 
     def on_validation_epoch_start(self) -> None:
-        self._chip_net = self.chip_net()
+        self._hold_chip_copy()
 
     def on_test_epoch_start(self) -> None:
-        self._chip_net = self.chip_net()
+        self._hold_chip_copy()
+
+    def _hold_chip_copy(self) -> None:
+        self._chip_copy.clear()
+        chip = self.chip_net()
+        if chip is not None:
+            self._chip_copy["net"] = chip
 
     def chip_net(self) -> Optional[nn.Module]:
         """The chip-ready copy ``to_chip(net)`` (``None`` with ``chip_eval=False`` or a net the chip cannot run)."""
@@ -412,9 +446,9 @@ class SNNModule(pl.LightningModule):
     def _log_epoch(self, stage: str, extra: Optional[dict[str, float]] = None) -> None:
         values = self._epoch_values(stage, extra)
         chip_stage = CHIP_STAGES.get(stage)
-        if chip_stage is not None and self._chip_net is not None:
+        if chip_stage is not None and self._chip_copy.pop("net", None) is not None:
+            # Dropped here, rebuilt from the current weights at the next evaluation.
             values.update(self._epoch_values(chip_stage))
-            self._chip_net = None  # rebuilt from the current weights at the next evaluation
         self._emit(stage, {key: torch.as_tensor(value, dtype=torch.float32).reshape(()) for key, value in values.items()})
 
     def _epoch_values(self, stage: str, extra: Optional[dict[str, float]] = None) -> dict[str, Any]:

@@ -162,3 +162,51 @@ def test_fluct_init_under_the_default_sign_annealing_starts_from_its_weights():
         assert torch.equal(plist.original.detach(), w.abs())
         sums = w.sum(dim=1, keepdim=True)
         torch.testing.assert_close(plist[0].sign_logits.detach(), sums / sums.abs().mean())
+
+
+def test_a_default_module_validates_without_max_epochs_and_names_the_fix_for_max_steps():
+    module = make_module()
+    result = trainer(max_epochs=None).validate(module, loader(6, 3, seed=1), verbose=False)[0]
+    assert {"val_chip_acc", "val_chip_loss"} <= set(result)
+    with pytest.raises(ValueError, match=r"max_epochs=-1.*sign_annealing=\{'total_epochs': N\}.*sign_annealing=False"):
+        trainer(max_epochs=None, max_steps=2).fit(make_module(), loader(8, 4))
+
+
+def test_load_from_checkpoint_then_validate_keeps_the_trained_sharpness(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    module = make_module(sign_annealing={"alpha_start": 1.0, "alpha_end": 9.0, "total_epochs": 1})
+    fitter = trainer(max_epochs=2, enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=tmp_path, save_last=True)])
+    fitter.fit(module, loader(8, 4), loader(6, 3, seed=1))
+    trained = trainer(max_epochs=1).validate(module, loader(6, 3, seed=1), verbose=False)[0]
+    restored = SNNModule.load_from_checkpoint(tmp_path / "last.ckpt", net=tiny_net(), loss=tiny_loss(), metrics={"acc": PopulationAccuracy(num_classes=CLASSES)})
+    again = trainer(max_epochs=1).validate(restored, loader(6, 3, seed=1), verbose=False)[0]
+    alphas = {m.alpha for m in restored.net.modules() if hasattr(m, "alpha_state")}
+    assert alphas == {9.0}
+    assert again["val_loss"] == pytest.approx(trained["val_loss"], rel=1e-6)
+
+
+def test_a_plain_checkpoint_loads_into_a_default_module_with_its_exact_weights(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    plain = make_module(sign_annealing=False)
+    fitter = trainer(max_epochs=1, enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=tmp_path, save_last=True)])
+    fitter.fit(plain, loader(8, 4), loader(6, 3, seed=1))
+    default = make_module()  # sign annealing on: its setup parametrises the fresh network
+    result = trainer(max_epochs=1).validate(default, loader(6, 3, seed=1), ckpt_path=tmp_path / "last.ckpt", verbose=False)[0]
+    for mine, saved in zip(default.net.synapses, plain.net.synapses):
+        assert torch.equal(mine.weight, saved.weight)
+    assert result["val_loss"] == pytest.approx(trainer(max_epochs=1).validate(plain, loader(6, 3, seed=1), verbose=False)[0]["val_loss"])
+
+
+def test_the_chip_copy_never_enters_the_modules_state():
+    import lightning.pytorch as pl
+
+    seen = []
+
+    class Look(pl.Callback):
+        def on_validation_epoch_end(self, trainer, pl_module):  # while the chip copy lives
+            seen.append(sorted(k for k in pl_module.state_dict() if "chip" in k))
+
+    trainer(max_epochs=1, callbacks=[Look()]).fit(make_module(), loader(8, 4), loader(6, 3, seed=1))
+    assert seen == [[]]
