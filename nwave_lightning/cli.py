@@ -51,6 +51,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from .deploy.export_cli import EXPORT_SKIPPED_ARGS, export as _export_subcommand, export_format
 from .hpo.tune_cli import TUNE_SKIPPED_ARGS, tune as _tune_subcommand
+from .chip_keys import CHIP_STAGES, chip_twin
 from .module import SNNModule
 
 __all__ = ["NWaveCLI", "NWaveTrainer", "main", "DEFAULT_LOG_DIR"]
@@ -117,10 +118,9 @@ def _chip_verdict(metrics) -> str:
     """One line with the last epoch's float validation values and their chip-ready twins."""
     pairs = []
     for key in sorted(metrics):
-        if key.startswith("val_chip_"):
-            float_key = "val_" + key[len("val_chip_") :]
-            if float_key in metrics:
-                pairs.append(f"{float_key} {float(metrics[float_key]):.4g} -> chip-ready {float(metrics[key]):.4g}")
+        float_key = chip_twin(key) if key.startswith(f"{CHIP_STAGES['val']}_") else None
+        if float_key in metrics:
+            pairs.append(f"{float_key} {float(metrics[float_key]):.4g} -> chip-ready {float(metrics[key]):.4g}")
     return "Last epoch (float -> chip-ready, to_chip(net)): " + "; ".join(pairs) if pairs else ""
 
 

@@ -13,6 +13,8 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from ..chip_keys import CHIP_METRIC_HINT, is_chip_metric
+
 MODES = ("min", "max")
 _PLAIN = (type(None), bool, int, float, str)
 
@@ -113,11 +115,7 @@ def metric_value(trainer: "pl.Trainer", metric: str, owner: str) -> float:
     metrics = trainer.callback_metrics
     if metric not in metrics:
         available = sorted(metrics)
-        chip = (
-            " SNNModule logs the chip-ready val_chip_* / test_chip_* (its metrics on to_chip(net)) for a net built "
-            "from nwave_lightning.layers unless chip_eval=False."
-            if str(metric).startswith(("val_chip_", "test_chip_")) else ""
-        )
+        chip = f" {CHIP_METRIC_HINT}." if is_chip_metric(metric) else ""
         raise ValueError(
             f"{owner}: metric={metric!r} was not logged; available keys: {available}. Use one of them "
             "(validation keys such as 'val_loss', 'val_acc'; keys logged in the LightningModule's own "

@@ -41,7 +41,7 @@ import ray.tune
 from lightning.pytorch.callbacks import Checkpoint as _LightningCheckpoint
 from ray.tune.integration.pytorch_lightning import TuneReportCheckpointCallback
 
-from ..module.snn_module import CHIP_STAGES  # float stage -> the stage SNNModule logs to_chip(net) under
+from ..chip_keys import CHIP_METRIC_HINT, chip_twin, is_chip_metric
 
 __all__ = [
     "BEST_MODEL_FILE",
@@ -63,42 +63,8 @@ _RAY_RESERVED = {"done", "training_iteration", "time_total_s", "time_this_iter_s
 
 
 #: Why a ``val_chip_*`` key can be missing, and the cure (used in error messages).
-CHIP_METRIC_HINT = (
-    "SNNModule logs val_chip_* / test_chip_* (the metric on to_chip(net)) for a net built from "
-    "nwave_lightning.layers unless chip_eval=False; a custom train_fn must report them itself"
-)
-
-
 class MetricNotReportedError(ValueError):
     """The selected metric is not among the keys a trial reports."""
-
-
-def is_chip_metric(metric: str) -> bool:
-    """Whether ``metric`` is a chip-ready key (``val_chip_*`` / ``test_chip_*``)."""
-    return any(str(metric).startswith(f"{chip}_") for chip in CHIP_STAGES.values())
-
-
-def chip_twin(metric: str) -> str | None:
-    """The other half of a float / chip-ready pair, or ``None`` for keys without one.
-
-    ``val_<name>`` <-> ``val_chip_<name>`` and ``test_<name>`` <-> ``test_chip_<name>``
-    (``<name>`` is ``loss`` or a metric name); training keys, ``best_selected_metric``
-    and the ``stage/...`` component keys have no twin.
-
-    >>> chip_twin("val_recall"), chip_twin("test_chip_acc"), chip_twin("val/acc"), chip_twin("best_selected_metric")
-    ('val_chip_recall', 'test_acc', None, None)
-    """
-    metric = str(metric)
-    if "/" in metric:
-        return None
-    for stage, chip in CHIP_STAGES.items():
-        if metric.startswith(f"{chip}_"):
-            name = metric[len(chip) + 1:]
-            return f"{stage}_{name}" if name else None
-    for stage, chip in CHIP_STAGES.items():
-        if metric.startswith(f"{stage}_") and len(metric) > len(stage) + 1:
-            return f"{chip}_{metric[len(stage) + 1:]}"
-    return None
 
 
 def check_metric_reported(metric: str, reported: Mapping[str, Any]) -> None:

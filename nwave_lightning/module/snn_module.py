@@ -40,6 +40,7 @@ from torch.nn.utils import parametrize
 from torchmetrics import Metric
 
 from ..callbacks.sign_annealing import SignAnnealing
+from ..chip_keys import CHIP_STAGES
 from ..deploy import check_chip, to_chip
 from ..layers.inspect import dense_weights, layers
 from ..layers.sign import install_sign_parametrization, restart_sign_parametrization, sign_parametrization, unparametrized_copy
@@ -55,8 +56,6 @@ __all__ = ["SNNModule"]
 # What losses and metrics may ask for (the seed's call contract).
 CALL_KEYS = ("spk_out", "y", "spikes_list", "membranes_list", "model")
 STAGES = ("train", "val", "test")
-#: Evaluation stages of the chip-ready copy (``to_chip(net)``), beside the float ones.
-CHIP_STAGES = {"val": "val_chip", "test": "test_chip"}
 _PLAIN = (type(None), bool, int, float, str)
 
 
