@@ -1,8 +1,21 @@
 """nwave-lightning: train and tune hardware-aware SNNs for the NWAVE H1v1/H1v2 cores.
 
-Public import paths (see ``shared/design/architecture.md``):
-``nwave_lightning.hardware``, ``.layers``, ``.surrogate``, ``.loss``, ``.metrics``,
-``.init``, ``.module``, ``.callbacks``, ``.data``, ``.hpo``, ``.cli``.
+Public import paths:
+
+* ``nwave_lightning.hardware`` — chip constants (``ChipSpec``, ``H1V1``, ``H1V2``);
+* ``.layers`` — H1 building blocks (frontend, synapses, LIF layers);
+* ``.surrogate`` — surrogate gradients with a schedulable slope;
+* ``.loss``, ``.metrics`` — composable losses, population accuracy / recall, activity;
+* ``.init`` — weight initialisation (``fluct_init``);
+* ``.models`` — ready-to-train classifiers and their losses;
+* ``.module`` — ``SNNModule``, the LightningModule, and the model output contract;
+* ``.callbacks`` — schedules, sign annealing, early stop, best model;
+* ``.data`` — LightningDataModules (synthetic tasks, digits, tensor files);
+* ``.deploy`` — chip-legal copies, their check and the export formats;
+* ``.hpo`` — Ray Tune (``HPOWrapper``, ``nwave tune``);
+* ``.cli`` — the ``nwave`` command.
+
+README.md shows them in use.
 Sub-packages are imported on demand so that ``import nwave_lightning.layers``
 does not pull in Lightning or Ray.
 """

@@ -60,7 +60,7 @@ DEFAULT_LOG_DIR = "runs"
 TRAINER_DEFAULTS: dict[str, Any] = {
     "logger": {
         "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-        # hp_metric is a placeholder scalar outside the seed's key table.
+        # hp_metric is a placeholder scalar outside the vendor SDK's key table.
         "init_args": {"save_dir": DEFAULT_LOG_DIR, "name": "nwave", "default_hp_metric": False},
     },
 }

@@ -1,6 +1,6 @@
 """Call user functions with only the keyword arguments their signature accepts.
 
-The seed's contract passes ``spk_out, y, spikes_list, membranes_list, model``
+The vendor SDK's contract passes ``spk_out, y, spikes_list, membranes_list, model``
 (and ``config``) to every loss term and metric; a user function may declare
 any subset, or ``**kwargs`` to receive all of them.
 

@@ -1,7 +1,7 @@
 """Callbacks: everything stateful across epochs (schedules, annealing, early stop, best model, figures).
 
 Each callback has ``state_dict`` / ``load_state_dict`` (exact resume), logs the
-seed's TensorBoard keys at epoch level, builds from a seed-style dict with
+vendor SDK's TensorBoard keys at epoch level, builds from an SDK-style dict with
 ``from_config`` (``None`` when the dict disables it) and has one documented
 method to override (see :mod:`nwave_lightning.callbacks.examples`).
 

@@ -83,7 +83,7 @@ def init_keys(cls: type) -> tuple[str, ...]:
 
 
 def config_kwargs(owner: str, cfg: Optional[Mapping[str, Any]], allowed: Iterable[str]) -> Optional[dict]:
-    """Check a seed-style config dict: ``None`` / empty -> ``None``; unknown keys -> ``ValueError``."""
+    """Check an SDK-style config dict: ``None`` / empty -> ``None``; unknown keys -> ``ValueError``."""
     if cfg is None:
         return None
     if not isinstance(cfg, Mapping):

@@ -1,7 +1,7 @@
-"""``BestModelCheckpoint``: the seed's ``best_model.pt`` and ``best_selected_metric``.
+"""``BestModelCheckpoint``: the vendor SDK's ``best_model.pt`` and ``best_selected_metric``.
 
 The file holds plain data and tensors only, so it loads with
-``torch.load(path, weights_only=True)``, the seed's "restore best checkpoint" recipe.
+``torch.load(path, weights_only=True)``, the vendor SDK's "restore best checkpoint" recipe.
 
 Example:
     >>> import os, tempfile, torch

@@ -1,4 +1,4 @@
-"""Build the callbacks of one run from the seed's config namespaces (``nwave.*``, ``early_stop.*``).
+"""Build the callbacks of one run from the vendor SDK's config namespaces (``nwave.*``, ``early_stop.*``).
 
 One trial of ``nwave tune`` and one run of ``nwave fit`` should build the same
 callbacks from the same dicts; this is that single place.
@@ -39,8 +39,8 @@ def callbacks_from_config(
     """The configured callbacks, in a fixed order; unconfigured (empty / ``None`` / policy ``none``) ones are left out.
 
     Args:
-        nwave: ``{"surrogate": {...}, "sign_annealing": {...}}`` (the seed's ``nwave.*``).
-        early_stop: The seed's ``early_stop.*`` dict.
+        nwave: ``{"surrogate": {...}, "sign_annealing": {...}}`` (the vendor SDK's ``nwave.*``).
+        early_stop: The vendor SDK's ``early_stop.*`` dict.
         best: ``{"metric": ..., "mode": ..., "dirpath": ..., "filename": ...}`` for :class:`BestModelCheckpoint`.
         activity: ``{"every_n_epochs": ...}`` for :class:`ActivityFigures`.
 

@@ -1,4 +1,4 @@
-"""``NWaveEarlyStopping``: the seed's early-stop policies (``early_stop.*``) as a callback.
+"""``NWaveEarlyStopping``: the vendor SDK's early-stop policies (``early_stop.*``) as a callback.
 
 Example:
     >>> stop = NWaveEarlyStopping(policy="no-improve", metric="val_acc", mode="max", patience=2)
@@ -49,7 +49,7 @@ class NWaveEarlyStopping(Callback):
     epoch number; stopping is only allowed once ``epoch >= min_epoch`` (the
     patience counter still runs before). The local decision is reduced across
     ranks with ``trainer.strategy.reduce_boolean_decision(all=False)``: one
-    rank asking to stop stops all. Logged keys, as in the seed's table:
+    rank asking to stop stops all. Logged keys, as in the vendor SDK's table:
     ``early_stop_metric_value`` and ``early_stop_triggered`` (both policies),
     ``early_stop_target_value`` (threshold), ``early_stop_bad_epochs`` and
     ``early_stop_best_metric`` (patience).
@@ -164,7 +164,7 @@ class NWaveEarlyStopping(Callback):
 
     @classmethod
     def from_config(cls, cfg: Optional[Mapping[str, Any]]) -> Optional["NWaveEarlyStopping"]:
-        """Build from the seed's ``early_stop.*`` dict; ``None`` when it is empty or ``policy`` is ``"none"``.
+        """Build from the vendor SDK's ``early_stop.*`` dict; ``None`` when it is empty or ``policy`` is ``"none"``.
 
         Raises:
             ValueError: unknown keys (listing the accepted ones) or bad values.

@@ -221,7 +221,7 @@ class SignAnnealing(Callback):
 
     @classmethod
     def from_config(cls, cfg: Optional[Mapping[str, Any]]) -> Optional["SignAnnealing"]:
-        """Build from the seed's ``nwave.sign_annealing.*`` dict; ``None`` when it is empty.
+        """Build from the vendor SDK's ``nwave.sign_annealing.*`` dict; ``None`` when it is empty.
 
         Raises:
             ValueError: unknown keys (listing the accepted ones) or bad values.

@@ -1,4 +1,4 @@
-"""``SurrogateScheduler``: the seed's surrogate schedule (``nwave.surrogate.*``) as a callback.
+"""``SurrogateScheduler``: the vendor SDK's surrogate schedule (``nwave.surrogate.*``) as a callback.
 
 Example:
     >>> sched = SurrogateScheduler(policy="linear", start_value=10.0, end_value=30.0, total_steps=4)
@@ -171,7 +171,7 @@ class SurrogateScheduler(Callback):
     # -- config --------------------------------------------------------------
     @classmethod
     def from_config(cls, cfg: Optional[Mapping[str, Any]]) -> Optional["SurrogateScheduler"]:
-        """Build from the seed's ``nwave.surrogate.*`` dict; ``None`` when it is empty or ``policy`` is ``"none"``.
+        """Build from the SDK's ``nwave.surrogate.*`` dict; ``None`` when it is empty or ``policy`` is ``"none"``.
 
         Raises:
             ValueError: unknown keys (listing the accepted ones) or bad values.

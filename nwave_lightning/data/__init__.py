@@ -1,7 +1,7 @@
 """Datamodules: built-in tasks (no downloads) and tensors saved to files.
 
 * :class:`PatternDataModule` — tutorial 7: random input spikes, sine rate targets.
-* :class:`KeywordSpottingDataModule` — 13 channels, 2 classes (the seed's HPO shape).
+* :class:`KeywordSpottingDataModule` — 13 channels, 2 classes (the vendor SDK's HPO example shape).
 * :class:`DigitsDataModule` — scikit-learn's 8x8 digits, rows as time steps, 10 classes.
 * :class:`TensorFileDataModule` — ``train.pt`` / ``val.pt`` holding tensors.
 

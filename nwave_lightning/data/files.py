@@ -6,7 +6,7 @@ Safe formats, loaded with ``torch.load(weights_only=True)`` (tensors only, no co
 * a tuple / list of tensors ``(x, y)`` or ``(x, y, meta)``;
 * a ``torch.utils.data.TensorDataset``.
 
-The seed's files hold whole pickled ``DataLoader`` objects. Unpickling runs
+The vendor SDK's files hold whole pickled ``DataLoader`` objects. Unpickling runs
 whatever code the file names (arbitrary code execution), so such a file
 loads only with ``allow_pickle=True`` and only from a source you trust; the
 loader is then used as it is. Convert once to a safe format with
@@ -73,9 +73,9 @@ def load_dataset_file(path: str, allow_pickle: bool = False) -> Union[Dataset, D
         if not allow_pickle:
             raise ValueError(
                 f"{path} is not a tensors-only file ({type(error).__name__}): it holds pickled Python objects "
-                "(e.g. the seed's DataLoader). Unpickling can execute arbitrary code, so it is refused by default. "
-                "If you trust the file's source, pass allow_pickle=True (YAML: allow_pickle: true); better, "
-                "re-save it as torch.save({'x': x, 'y': y}, path)."
+                "(e.g. a DataLoader, as in the vendor SDK's files). Unpickling can execute arbitrary code, so it is "
+                "refused by default. If you trust the file's source, pass allow_pickle=True "
+                "(YAML: allow_pickle: true); better, re-save it as torch.save({'x': x, 'y': y}, path)."
             ) from None
         payload = torch.load(path, map_location="cpu", weights_only=False)
         if isinstance(payload, (DataLoader, Dataset)):
@@ -91,7 +91,7 @@ class TensorFileDataModule(InMemoryDataModule):
         train_file: Training file name.
         val_file: Validation file name.
         test_file: Test file name (``None``: test on the validation file).
-        allow_pickle: Also load pickled objects (the seed's ``DataLoader`` files).
+        allow_pickle: Also load pickled objects (the vendor SDK's ``DataLoader`` files).
             Unpickling executes code chosen by whoever wrote the file: enable
             it only for files you trust.
         batch_size: Samples per batch (ignored for files holding a DataLoader).

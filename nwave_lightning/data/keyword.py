@@ -1,4 +1,4 @@
-"""A synthetic keyword-spotting task with the seed's HPO shape: 13 channels, 2 classes.
+"""A synthetic keyword-spotting task with the vendor SDK's HPO example shape: 13 channels, 2 classes.
 
 Think of the 13 channels as the spike outputs of a 13-band filter bank. Every
 sequence carries background spikes (``background_rate`` per step and channel)
@@ -45,7 +45,7 @@ class KeywordSpottingDataModule(InMemoryDataModule):
         n_val: Validation sequences.
         n_test: Test sequences.
         n_steps: Time steps ``T``.
-        n_channels: Input channels (the seed's ``in_ch`` = 13).
+        n_channels: Input channels (the vendor SDK's ``in_ch`` = 13).
         word_length: Steps a word lasts (``< n_steps``).
         burst_rate: Spike probability inside a channel's burst window.
         background_rate: Spike probability of the background noise.

@@ -1,4 +1,4 @@
-"""Hyper-parameter optimisation on Ray Tune: the seed's ``HPOWrapper`` and ``nwave tune``.
+"""Hyper-parameter optimisation on Ray Tune: the vendor SDK's ``HPOWrapper`` and ``nwave tune``.
 
 ``HPOWrapper`` (Python) and ``nwave tune --config configs/tune_<x>.yaml`` (YAML) are
 two front doors to one engine (:mod:`nwave_lightning.hpo.engine`); every trial

@@ -1,4 +1,4 @@
-"""Turn one trial's namespaced config into the objects it trains (steps 1-6 of the seed).
+"""Turn one trial's namespaced config into the objects it trains (steps 1-6 of the vendor SDK's flow).
 
 Shared by ``HPOWrapper`` trials, ``nwave tune`` trials and their pre-flight checks:
 the ``optim.*`` / ``sched.*`` specs, the Lightning ``Trainer`` keywords from
@@ -55,9 +55,9 @@ def optimizer_spec(optim_cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def lr_scheduler_spec(sched_cfg: Mapping[str, Any]) -> dict[str, Any] | None:
-    """``sched.*`` -> a seed LR-scheduler dict or None.
+    """``sched.*`` -> an SDK-style LR-scheduler dict or None.
 
-    ``sched.cfg`` may hold the whole dict (the seed's ``bind_scheduler_param("cfg", ...)``)
+    ``sched.cfg`` may hold the whole dict (the vendor SDK's ``bind_scheduler_param("cfg", ...)``)
     or just a name; other ``sched.*`` keys are merged over it.
     """
     cfg = dict(sched_cfg)
@@ -156,7 +156,7 @@ def unused_bindings(
     metric_builders: Mapping[str, Callable],
     default_train_fn: bool,
 ) -> list[str]:
-    """Human-readable notes on bound keys that no builder consumes (the seed's troubleshooting).
+    """Human-readable notes on bound keys that no builder consumes (the vendor SDK's troubleshooting).
 
     >>> unused_bindings(["loss.main.w", "metric.f1.beta", "nwave.surrogat.policy", "trainer.epochs"],
     ...                 loss_builders={"main": None}, metric_builders={"acc": None}, default_train_fn=True)

@@ -72,7 +72,7 @@ class ExperimentSettings:
 
     @property
     def storage(self) -> str:
-        """Absolute storage folder (``./ray_results`` by default, as in the seed's TensorBoard hint)."""
+        """Absolute storage folder (``./ray_results`` by default, as in the vendor SDK's TensorBoard hint)."""
         path = self.storage_path or os.path.join(os.getcwd(), "ray_results")
         return path if "://" in path else os.path.abspath(os.path.expanduser(path))
 
@@ -130,7 +130,7 @@ def _check_cluster_has(settings: ExperimentSettings, cluster: Mapping[str, float
 
 _RAY_ENV = {
     # Ray adds CSV, JSON and TensorBoard loggers unless this is set; we pass CSV/JSON ourselves
-    # so that the experiment's TensorBoard events are the trials' own (seed keys, one copy).
+    # so that the experiment's TensorBoard events are the trials' own (the vendor SDK's keys, one copy).
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
     # Keeping one checkpoint per trial forces an experiment-state snapshot at each report; on
     # local storage that costs milliseconds, so Ray's "may become a bottleneck" warning is noise.

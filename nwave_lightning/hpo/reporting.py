@@ -2,9 +2,9 @@
 
 :class:`TuneEpochReport` is Ray Tune's own Lightning callback
 (``ray.tune.integration.pytorch_lightning.TuneReportCheckpointCallback``) with two
-changes the seed asks for:
+changes the vendor SDK asks for:
 
-* it reports every scalar the epoch logged (the seed's keys: ``epoch``,
+* it reports every scalar the epoch logged (the SDK's keys: ``epoch``,
   ``train_loss``, ``val_loss``, ``lr``, ``best_selected_metric``, ``val_<metric>``,
   ``train/...``, ``val/...``, scheduler and early-stop keys, and the chip-ready
   twins ``val_chip_loss`` / ``val_chip_<metric>`` that ``SNNModule`` logs from

@@ -1,6 +1,6 @@
 """Ray Tune trial schedulers and search algorithms from small config dicts.
 
-Trial schedulers decide which trials keep training (the seed's "Ray Tune trial
+Trial schedulers decide which trials keep training (the vendor SDK's "Ray Tune trial
 scheduler" layer, not the LR scheduler nor the NWAVE schedulers):
 
 ========== ============================================ =========================

@@ -1,7 +1,7 @@
 """Namespaced trial configs and search spaces (Ray Tune domains or plain YAML).
 
 Every tunable value lives under one flat, dotted key whose first part names the
-component it configures (the seed's namespaces)::
+component it configures (the vendor SDK's namespaces)::
 
     model.<name>                  -> model_builder(model_cfg)
     loss.<loss_name>.<name>       -> loss_builders[loss_name](loss_cfg)

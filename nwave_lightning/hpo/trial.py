@@ -1,4 +1,4 @@
-"""One trial: the seed's flow from a sampled config to per-epoch reports.
+"""One trial: the vendor SDK's flow from a sampled config to per-epoch reports.
 
 1. split the flat config by namespace (``model.*``, ``loss.<name>.*``, ...);
 2. build the model (``model_builder(model_cfg)``) and the data
@@ -10,13 +10,13 @@
 6. build the NWAVE callbacks (surrogate, sign annealing, early stop, best model);
 7. run ``train_fn(ctx)`` (:func:`train_one_trial` by default: Lightning +
    :class:`~nwave_lightning.hpo.reporting.TuneEpochReport`);
-8. every epoch reports the seed's keys to Tune with ``best_model.pt`` attached.
+8. every epoch reports the vendor SDK's keys to Tune with ``best_model.pt`` attached.
 
 A custom ``train_fn(ctx)`` receives a :class:`TrialContext` (model, loaders,
 losses, metrics, optimizer, scheduler, callbacks, config) and must call
 ``ctx.report(metrics, checkpoint_dir=...)`` once per epoch; put ``best_model.pt``
 (``{"epoch", "best_selected_metric", "state_dict"}``) in ``checkpoint_dir`` for the
-seed's restore snippet to work.
+vendor SDK's restore snippet to work.
 
 Example:
     >>> import torch
@@ -234,7 +234,7 @@ def build_trial_context(
     distributed: bool = False,
     report_fn: Callable | None = None,
 ) -> TrialContext:
-    """Steps 1-6 of the seed's flow for one trial (in a Tune trial or on a Ray Train worker)."""
+    """Steps 1-6 of the vendor SDK's flow for one trial (in a Tune trial or on a Ray Train worker)."""
     cfg = split_config(config)
     model = spec.model_builder(dict(cfg.model))
     if not isinstance(model, torch.nn.Module):
@@ -271,7 +271,7 @@ def _restore(checkpoint, best_dir: str) -> str | None:
 
 class NamedLoss:
     """A loss whose components are logged under its builder name: ``train/main/population/mse``,
-    ``train/main/total`` and ``train/total`` (the seed's keys for ``loss_builders["main"]``)."""
+    ``train/main/total`` and ``train/total`` (the vendor SDK's keys for ``loss_builders["main"]``)."""
 
     def __init__(self, name: str, loss: Callable) -> None:
         self.name, self.loss = name, loss

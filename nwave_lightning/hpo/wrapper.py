@@ -1,10 +1,10 @@
-"""``HPOWrapper``: the seed's Python API for Ray Tune over an SNN training pipeline.
+"""``HPOWrapper``: the vendor SDK's Python API for Ray Tune over an SNN training pipeline.
 
 You provide builders (model, data, losses, metrics, optionally optimizer and LR
 scheduler); bind fixed values or Ray Tune domains into the namespaced trial config;
 ``run(dataset_path)`` launches Ray Tune and returns its ``ResultGrid``. Each trial
-follows the seed's flow (see :mod:`nwave_lightning.hpo.trial`); every epoch reports
-the seed's keys and checkpoints ``best_model.pt``.
+follows the vendor SDK's flow (see :mod:`nwave_lightning.hpo.trial`); every epoch reports
+the SDK's keys and checkpoints ``best_model.pt``.
 
 Example:
     >>> from ray import tune

@@ -12,11 +12,11 @@ from ..hardware import ChipSpec
 
 
 def resolve_device(device) -> torch.device | None:
-    """Map the seed's ``device=`` flag to a torch device.
+    """Map the vendor SDK's ``device=`` flag to a torch device.
 
     ``"gpu"``/``"cuda"`` fall back to the CPU with a warning when no CUDA device
-    exists: device placement is Lightning's job, the flag is kept for seed
-    compatibility.
+    exists: device placement is Lightning's job, the flag is kept for
+    compatibility with the vendor SDK.
     """
     if device is None:
         return None
@@ -40,7 +40,7 @@ def resolve_device(device) -> torch.device | None:
 
 
 class SeedDeviceMixin:
-    """``to_gpu()`` of the seed API; moves the module when CUDA exists."""
+    """``to_gpu()`` of the vendor SDK's API; moves the module when CUDA exists."""
 
     def to_gpu(self):
         if torch.cuda.is_available():

@@ -33,7 +33,7 @@ class _H1Layer(SeedDeviceMixin, nn.Module):
         layer_topology: ``"FF"`` or ``"RC"`` (adds ``recurrent_weights`` ``(N, N)``).
         spike_grad: A surrogate from :mod:`nwave_lightning.surrogate`;
             default ``fast_sigmoid(slope=25.0)``.
-        device: Seed-compatible device flag.
+        device: The vendor SDK's device flag.
         threshold: Firing threshold; default the chip's.
         detach_reset: Stop the gradient through the reset term.
         chip: Override of the chip constants.
@@ -181,7 +181,7 @@ class _H1Layer(SeedDeviceMixin, nn.Module):
         return spikes, membrane
 
     def forward_gpu(self, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Seed compatibility: the sequence path (the backend follows the tensor's device)."""
+        """Vendor SDK compatibility: the sequence path (the backend follows the tensor's device)."""
         if current.dim() != 3:
             raise ValueError(f"{type(self).__name__}.forward_gpu expects a (B, T, N) sequence, got shape {tuple(current.shape)}.")
         return self(current)

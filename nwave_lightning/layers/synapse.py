@@ -28,7 +28,7 @@ class _H1Synapse(SeedDeviceMixin, nn.Module):
     Args:
         nb_inputs: Presynaptic width.
         nb_outputs: Postsynaptic width (the next layer's ``n_neurons``).
-        device: Seed-compatible device flag (``"cpu"``, ``"gpu"``, ``None``).
+        device: The vendor SDK's device flag (``"cpu"``, ``"gpu"``, ``None``).
         init: Optional in-place initialiser applied to ``weight`` (e.g.
             ``nn.init.xavier_uniform_``). By default weights are uniform with a
             bound chosen so that ~sqrt(nb_inputs) co-active inputs bring a neuron

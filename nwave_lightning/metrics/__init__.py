@@ -2,7 +2,7 @@
 
 Each metric is a :class:`torchmetrics.Metric` (accumulates over batches,
 reduces over DDP ranks) with a functional twin for one batch, usable as a
-seed-style metric function.
+metric function in the vendor SDK's style.
 
 Example:
     >>> import torch

@@ -2,7 +2,7 @@
 
 ``layer_activity`` computes the statistics of one batch; ``ActivityMetric``
 accumulates them over an epoch and over DDP ranks. Keys (``i`` is the 0-based
-index into ``spikes_list``), as in the seed's TensorBoard table:
+index into ``spikes_list``), as in the vendor SDK's TensorBoard table:
 
 * ``layer_<i>/firing_rate``: mean spikes per neuron per step.
 * ``layer_<i>/dead_neurons``: neurons that never spiked in anything seen.

@@ -33,7 +33,7 @@ def population_recall(spk_out: torch.Tensor, y: torch.Tensor, num_classes: int, 
     """``TP / (TP + FN)`` of ``positive_class`` under the population vote.
 
     Same decoding as :func:`accuracy_population`; a batch without any sample of
-    ``positive_class`` scores 0 (the seed's ``tp / max(1, tp + fn)``).
+    ``positive_class`` scores 0 (the vendor SDK's ``tp / max(1, tp + fn)``).
 
     Args:
         spk_out: Readout spikes ``(B, T, num_classes * neurons_per_class)``.

@@ -1,7 +1,7 @@
 """Ready-to-train models and losses, usable from Python and from YAML (``class_path``).
 
 * :class:`H1Classifier` — frontend, hidden H1 layers, population readout;
-  :class:`SurrogateSNN` — the seed guide's ``SurrogateSNN(cfg)``.
+  :class:`SurrogateSNN` — the vendor SDK's HPO guide's ``SurrogateSNN(cfg)``.
 * :class:`PatternGenerator` — tutorial 7's recurrent H1v2 generator.
 * :class:`PopulationLoss`, :class:`RateMSELoss` — losses for the two.
 

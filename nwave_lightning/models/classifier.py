@@ -1,4 +1,4 @@
-"""Configurable H1 classifiers with a population readout (the seed's ``SurrogateSNN``).
+"""Configurable H1 classifiers with a population readout (the vendor SDK's ``SurrogateSNN``).
 
 ``frontend -> (synapse -> LIF layer) x len(hidden) -> synapse -> readout layer``;
 the readout holds ``num_classes * neurons_per_class`` neurons, class ``c``
@@ -129,12 +129,12 @@ class H1Classifier(nn.Module):
 
 
 class SurrogateSNN(H1Classifier):
-    """The seed guide's ``SurrogateSNN(cfg)``: H1v2, hidden widths ``[16, cfg["hidden_1"]]``.
+    """The vendor SDK's HPO guide's ``SurrogateSNN(cfg)``: H1v2, hidden widths ``[16, cfg["hidden_1"]]``.
 
     ``cfg`` keys: ``in_ch``, ``num_classes``, ``neurons_per_class``, ``dt``,
     ``hidden_1``, ``tau_l1``, ``tau_l2``, ``tau_l3``; optional ``device`` (kept
     for compatibility: placement is Lightning's job) and ``init_name`` /
-    ``init_gain`` (default ``xavier_uniform``, as in the seed).
+    ``init_gain`` (default ``xavier_uniform``, as in the vendor SDK).
 
     Example:
         >>> cfg = dict(in_ch=13, num_classes=2, neurons_per_class=32, dt=2e-3, hidden_1=32,
@@ -160,5 +160,5 @@ class SurrogateSNN(H1Classifier):
         self.device_flag = cfg.get("device", "cpu")
 
     def forward_cpu(self, x: torch.Tensor):
-        """Seed compatibility: same numbers as :meth:`forward`."""
+        """Vendor SDK compatibility: same numbers as :meth:`forward`."""
         return self.forward(x)

@@ -1,6 +1,6 @@
 """Ready-made losses for YAML configs (``class_path``), built on ``CompositeLoss``.
 
-:class:`PopulationLoss` is the seed guide's ``build_main_loss``: a population
+:class:`PopulationLoss` is the vendor SDK's HPO guide's ``build_main_loss``: a population
 term plus optional activity and hardware terms. :class:`RateMSELoss` is
 tutorial 7's loss. Both return a ``LossOutput`` whose components the
 ``SNNModule`` logs as ``train/<key>`` / ``val/<key>``.

@@ -3,7 +3,7 @@
 One dense H1v2 synapse from ``n_inputs`` spike channels into one recurrent
 (``RC``) H1v2 layer of ``n_neurons``; its spike rates are trained to follow a
 target rate pattern (see :class:`nwave_lightning.data.PatternDataModule`).
-Unlike the seed's class it returns lists, as the model contract asks.
+Unlike the vendor SDK's class it returns lists, as the model contract asks.
 
 Example:
     >>> import torch

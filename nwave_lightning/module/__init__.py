@@ -1,8 +1,8 @@
 """The LightningModule of the framework and the contract it checks.
 
 * :class:`SNNModule` — trains any model returning ``(spikes_list, membranes_list)``.
-* :func:`validate_contract`, :func:`unpack_batch` — the checks, with the seed's guidance.
-* :func:`build_optimizer`, :func:`build_lr_scheduler` — the seed's optimizer
+* :func:`validate_contract`, :func:`unpack_batch` — the checks, with the vendor SDK's guidance.
+* :func:`build_optimizer`, :func:`build_lr_scheduler` — the vendor SDK's optimizer
   and scheduler names (``OPTIMIZERS``, ``LR_SCHEDULERS``).
 
 Example:

@@ -1,4 +1,4 @@
-"""The model output contract and the batch format, checked with the seed's guidance.
+"""The model output contract and the batch format, checked with the vendor SDK's guidance.
 
 A trainable model maps ``x (B, T, F)`` to ``(spikes_list, membranes_list)``:
 two lists (or tuples) of the same non-zero length whose ``i``-th entries are
@@ -25,7 +25,7 @@ import torch
 
 __all__ = ["BatchFormatError", "ContractError", "unpack_batch", "validate_contract"]
 
-# The seed's "Troubleshooting" answers, quoted so that users recognise them.
+# The vendor SDK's "Troubleshooting" answers, quoted so that users recognise them.
 CONTRACT_HELP = (
     "Check that your model returns exactly\n"
     "    return spikes_list, membranes_list\n"

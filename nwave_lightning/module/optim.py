@@ -1,10 +1,10 @@
-"""Optimizers and LR schedulers by the seed's names, by class path, or by callable.
+"""Optimizers and LR schedulers by the vendor SDK's names, by class path, or by callable.
 
-Optimizers: ``"adam"``, ``"adamax"`` (the seed's defaults), ``{"name": ...,
+Optimizers: ``"adam"``, ``"adamax"`` (the vendor SDK's defaults), ``{"name": ...,
 **kwargs}``, ``{"class_path": "torch.optim.X", "init_args": {...}}``, an
 optimizer class, or any ``callable(params) -> Optimizer``.
 
-LR schedulers (seed names and parameters): ``None`` / ``"none"``,
+LR schedulers (the vendor SDK's names and parameters): ``None`` / ``"none"``,
 ``{"name": "plateau", "mode", "factor", "patience", "threshold", "min_lr"}``
 (monitors ``val_loss``), ``{"name": "step", "step_size", "gamma"}``,
 ``{"name": "cosine", "T_max", "eta_min"}`` (``T_max`` defaults to the
@@ -45,7 +45,7 @@ LR_SCHEDULERS: dict[str, Any] = {
     "cosine": torch.optim.lr_scheduler.CosineAnnealingLR,
     "multistep": torch.optim.lr_scheduler.MultiStepLR,
 }
-# Parameters without a torch default, with the seed's example values for the error message.
+# Parameters without a torch default, with the vendor SDK's example values for the error message.
 _REQUIRED = {"step": {"step_size": 10}, "multistep": {"milestones": [20, 40]}}
 # Keys of a scheduler dict that configure Lightning, not the torch scheduler.
 _LIGHTNING_KEYS = ("monitor", "interval", "frequency", "strict")
@@ -128,7 +128,7 @@ def build_lr_scheduler(
 ) -> dict | None:
     """Build a Lightning ``lr_scheduler`` config dict, or ``None`` for no scheduler.
 
-    Schedulers step once per epoch (the seed's loop); ``plateau`` monitors
+    Schedulers step once per epoch (as in the vendor SDK's loop); ``plateau`` monitors
     ``val_loss`` unless the dict says ``monitor``.
 
     Args:

@@ -3,8 +3,8 @@
 It owns no physics: the wrapped ``net`` maps ``x (B, T, F)`` to
 ``(spikes_list, membranes_list)``, the loss and the metrics are plain callables
 or torchmetrics objects, stateful schedules are callbacks. Everything is
-logged once per epoch under the seed's TensorBoard keys, with the epoch
-(1-based) as the TensorBoard step so that curves line up with the seed's
+logged once per epoch under the vendor SDK's TensorBoard keys, with the epoch
+(1-based) as the TensorBoard step so that curves line up with the SDK's
 ``train_one_trial`` reports.
 
 Example:
@@ -53,7 +53,7 @@ from .optim import build_lr_scheduler, build_optimizer
 
 __all__ = ["SNNModule"]
 
-# What losses and metrics may ask for (the seed's call contract).
+# What losses and metrics may ask for (the vendor SDK's call contract).
 CALL_KEYS = ("spk_out", "y", "spikes_list", "membranes_list", "model")
 STAGES = ("train", "val", "test")
 _PLAIN = (type(None), bool, int, float, str)
@@ -150,7 +150,7 @@ class SNNModule(pl.LightningModule):
         lr: Learning rate of named / class-path optimizers.
         weight_decay: Weight decay of named / class-path optimizers.
         optimizer_kwargs: Extra keyword arguments of the optimizer.
-        lr_scheduler: ``None`` / ``"none"``, a seed dict (``plateau``, ``step``,
+        lr_scheduler: ``None`` / ``"none"``, an SDK-style dict (``plateau``, ``step``,
             ``cosine``, ``multistep``), a class-path dict, or ``callable(optimizer)``.
         activity: Log ``<stage>/layer_<i>/...`` activity statistics.
         clamp_weights: Project every dense H1 weight onto the chip's range
