@@ -18,6 +18,7 @@ from .best_checkpoint import BestModelCheckpoint
 from .config import callbacks_from_config
 from .early_stopping import NWaveEarlyStopping
 from .sign_annealing import SignAnnealing, export_hard_signed, install_sign_parametrization, set_sign_alpha, sign_coherence_pct
+from .sign_pruning import SignPruning, shrink_minority_signs
 from .surrogate_scheduler import SurrogateScheduler
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "BestModelCheckpoint",
     "NWaveEarlyStopping",
     "SignAnnealing",
+    "SignPruning",
     "SurrogateScheduler",
     "callbacks_from_config",
     "export_hard_signed",

@@ -40,6 +40,7 @@ from torch.nn.utils import parametrize
 from torchmetrics import Metric
 
 from ..callbacks.sign_annealing import SignAnnealing
+from ..callbacks.sign_pruning import SignPruning
 from ..chip_keys import CHIP_STAGES
 from ..deploy import check_chip, to_chip
 from ..layers.inspect import dense_weights, layers
@@ -269,10 +270,10 @@ class SNNModule(pl.LightningModule):
             self.activity = nn.ModuleDict({f"{stage}_activity": ActivityMetric() for stage in STAGES})
 
     def configure_callbacks(self) -> list[pl.Callback]:
-        """The default hardware-aware training: a ``SignAnnealing`` unless the trainer has one."""
+        """The default hardware-aware training: a ``SignAnnealing`` unless the trainer has one (or a ``SignPruning``)."""
         if self._default_sign_annealing is None or not dense_weights(self.net):
             return []
-        if any(isinstance(callback, SignAnnealing) for callback in self.trainer.callbacks):
+        if any(isinstance(callback, (SignAnnealing, SignPruning)) for callback in self.trainer.callbacks):
             return []
         return [self._default_sign_annealing]
 

@@ -210,3 +210,15 @@ def test_the_chip_copy_never_enters_the_modules_state():
 
     trainer(max_epochs=1, callbacks=[Look()]).fit(make_module(), loader(8, 4), loader(6, 3, seed=1))
     assert seen == [[]]
+
+
+def test_a_trainer_sign_pruning_replaces_the_default_annealing(tmp_path):
+    from nwave_lightning.callbacks import SignPruning
+
+    module = make_module(net=tiny_net((6,)), lr=0.05)
+    _, scalars = fit_and_read(tmp_path, module, epochs=2, callbacks=[SignPruning(start_fraction=0.0, end_fraction=0.5)])
+    assert "sign_alpha" not in scalars and "sign_pruning/shrink" in scalars
+    assert not [name for name, _ in module.net.named_parameters() if "sign_logits" in name]
+    for synapse in module.net.synapses:  # projected for the second epoch: one sign per row
+        w = synapse.weight.detach()
+        assert (((w >= 0).all(dim=1)) | ((w <= 0).all(dim=1))).all()
