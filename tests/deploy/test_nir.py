@@ -112,6 +112,11 @@ def _snntorch_run(graph, x):
     for name in lif_names:
         sub = module.get_submodule(name)
         neurons.append(sub.lif if isinstance(sub, torch.fx.GraphModule) else sub)  # RC layers are sub-graphs
+    return _step(module, neurons, x)
+
+
+def _step(module, neurons, x):
+    """Step an imported snnTorch module over ``x (B, T, N)``; spikes and each neuron's membranes."""
     state, spikes, mems = None, [], [[] for _ in neurons]
     with torch.no_grad():
         for step in range(x.shape[1]):
@@ -409,15 +414,7 @@ def _snntorch_style_graph(betas, thresholds=1.0, w_scale=1.0, flat=False, seed=0
 def _snntorch_membranes(graph, x):
     with contextlib.redirect_stdout(io.StringIO()):
         module = import_from_nir(graph)
-    neurons = [module.lif0, module.lif1.lif]
-    state, spikes, mems = None, [], [[], []]
-    with torch.no_grad():
-        for step in range(x.shape[1]):
-            out, state = module(x[:, step], state)
-            spikes.append(out)
-            for record, neuron in zip(mems, neurons):
-                record.append(neuron.mem.clone())
-    return torch.stack(spikes, 1), [torch.stack(m, 1) for m in mems]
+    return _step(module, [module.lif0, module.lif1.lif], x)
 
 
 @pytest.mark.parametrize("thresholds, w_scale", [(1.0, 1.0), (2.0, 0.5)], ids=["unit", "scaled"])
