@@ -20,6 +20,7 @@ Example:
 from ._base import EpochShuffleSampler, InMemoryDataModule
 from .arrays import ArrayDataModule, MaskedDataset, collate_trimmed
 from .digits import DigitsDataModule
+from .events import EventDataModule
 from .files import TensorFileDataModule, load_dataset_file
 from .keyword import KeywordSpottingDataModule
 from .pattern import PatternDataModule, generate_temporal_targets
@@ -28,6 +29,7 @@ __all__ = [
     "ArrayDataModule",
     "DigitsDataModule",
     "EpochShuffleSampler",
+    "EventDataModule",
     "InMemoryDataModule",
     "KeywordSpottingDataModule",
     "MaskedDataset",
