@@ -16,7 +16,8 @@ bins short enough that a channel rarely fires twice in one.
 ``tonic`` is imported only here, when the datamodule is built: install it with
 ``pip install -e ".[events]"``. Nothing is downloaded at run time.
 
-Spiking Heidelberg Digits, for users who have the files in ``data/SHD/``::
+Spiking Heidelberg Digits, for users who have the files (``shd_train.h5.zip`` and
+``shd_test.h5.zip`` with the ``.h5`` files extracted beside them) in ``data/SHD/``::
 
     import tonic
     from nwave_lightning.data import EventDataModule
@@ -93,8 +94,10 @@ def bin_events(recordings, sensor_size, to_frame, name: str) -> tuple[list[np.nd
                 "events must be a structured array with fields x, t, p (and y), as tonic gives them. If the dataset "
                 "has a transform that makes frames already, remove it: this datamodule bins with tonic's ToFrame."
             )
-        if len(events) and (events["x"].min() < 0 or events["x"].max() >= width or events["p"].max() >= polarities
-                            or ("y" in fields and events["y"].max() >= height)):
+        # A single-polarity sensor takes any one p value (tonic's SHD stores p = 1; ToFrame maps it to 0).
+        polarity_outside = polarities > 1 and (events["p"].min() < 0 or events["p"].max() >= polarities)
+        if len(events) and (events["x"].min() < 0 or events["x"].max() >= width or polarity_outside
+                            or ("y" in fields and (events["y"].min() < 0 or events["y"].max() >= height))):
             raise ValueError(
                 f"{_OWNER}: {name}[{index}] has events outside sensor_size={tuple(sensor_size)} (x < {width}, y < {height}, "
                 f"p < {polarities}); give the sensor size the recording was made with."

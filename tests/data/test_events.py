@@ -120,3 +120,18 @@ def test_frames_instead_of_events_are_refused_with_the_fix():
     frames = [(np.zeros((5, 2, 16)), i % 2) for i in range(6)]
     with pytest.raises(ValueError, match=r"train\[0\] holds ndarray \(5, 2, 16\).*remove it"):
         EventDataModule(frames, sensor_size=(16, 1, 2), n_time_bins=4)
+
+
+def test_single_polarity_recordings_as_tonic_shd_stores_them():
+    """SHD's events: fields (t, x, p), float microseconds, p = 1 on a (700, 1, 1) sensor."""
+    rng = np.random.default_rng(5)
+    dtype = [("t", np.float64), ("x", np.int64), ("p", np.int64)]
+    train = []
+    for i in range(8):
+        events = np.zeros(50, dtype=dtype)
+        events["t"], events["x"], events["p"] = np.sort(rng.uniform(0, 1e5, 50)), rng.integers(0, 20, 50), 1
+        train.append((events, i % 2))
+    dm = EventDataModule(train, val=train[:2], sensor_size=(20, 1, 1), n_time_bins=10, shuffle=False)
+    expected = ToFrame(sensor_size=(20, 1, 1), n_time_bins=10)(train[0][0].copy())
+    assert torch.equal(dm.dataset("train").tensors[0][0], torch.from_numpy(expected.reshape(10, -1).astype(np.float32)))
+    assert train[0][0]["p"].min() == 1  # the datamodule bins a copy: the caller's events stay as they were
