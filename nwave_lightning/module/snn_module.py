@@ -279,12 +279,23 @@ class SNNModule(pl.LightningModule):
         return [self._default_sign_annealing]
 
     def setup(self, stage: str) -> None:
+        self._check_class_count(self.trainer.datamodule)
         # Before the strategy wraps the model: under DDP, rank 0's initialised weights are broadcast.
         if stage == "fit" and self.fluct_init_kwargs is not None and not self._fluct_done:
             self._run_fluct_init()
             self._fluct_done = True
         if self.chip_eval and self._chip_ready is None:
             self._chip_ready = _chip_ready_copy_exists(self.net)
+
+    def _check_class_count(self, datamodule: Any) -> None:
+        """Before any step: a datamodule with more classes than the net's readout cannot be trained on."""
+        data_classes, net_classes = getattr(datamodule, "num_classes", None), getattr(self.net, "num_classes", None)
+        if isinstance(data_classes, int) and isinstance(net_classes, int) and data_classes > net_classes:
+            raise ValueError(
+                f"SNNModule: the data have num_classes={data_classes} but the net's readout has num_classes={net_classes}; "
+                f"set the net's num_classes to {data_classes} (YAML: --model.init_args.net.init_args.num_classes={data_classes}); "
+                "PopulationLoss and PopulationAccuracy built without num_classes follow it."
+            )
 
     def _run_fluct_init(self) -> None:
         from ..init import fluct_init

@@ -103,3 +103,17 @@ def test_bad_masks_are_refused():
         batch_mask({"mask": torch.ones(2, 3, dtype=torch.bool)}, x)
     with pytest.raises(BatchFormatError, match="without any real step"):
         batch_mask({"mask": torch.tensor([[True] * 4, [False] * 4])}, x)
+
+
+def test_more_classes_in_the_data_than_in_the_net_fail_before_any_step():
+    import numpy as np
+
+    from nwave_lightning.data import ArrayDataModule
+
+    rng = np.random.default_rng(0)
+    dm = ArrayDataModule(rng.normal(size=(30, 6, 3)), np.arange(30) % 3)  # three classes, the net has two
+    module = SNNModule(_net(), loss=PopulationLoss(), sign_annealing=False)
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    with pytest.raises(ValueError, match=r"the data have num_classes=3 but the net's readout has num_classes=2"):
+        trainer.fit(module, datamodule=dm)
+    assert trainer.global_step == 0
