@@ -67,6 +67,9 @@ class InMemoryDataModule(pl.LightningDataModule):
         shuffle: Shuffle the training split every epoch.
     """
 
+    #: How the loaders assemble a batch (``None``: PyTorch's default); a subclass may set its own.
+    collate_fn = None
+
     def __init__(self, batch_size: int = 32, num_workers: int = 0, seed: int = 0, shuffle: bool = True) -> None:
         super().__init__()
         self.batch_size = check_positive(type(self).__name__, "batch_size", batch_size)
@@ -96,6 +99,7 @@ class InMemoryDataModule(pl.LightningDataModule):
             sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            collate_fn=self.collate_fn,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -29,6 +29,7 @@ import os
 from typing import Optional, Union
 
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ._base import InMemoryDataModule
@@ -90,7 +91,7 @@ class TensorFileDataModule(InMemoryDataModule):
         data_dir: Folder holding the files.
         train_file: Training file name.
         val_file: Validation file name.
-        test_file: Test file name (``None``: test on the validation file).
+        test_file: Test file name (``None``: test on the validation file, with a warning).
         allow_pickle: Also load pickled objects (the vendor SDK's ``DataLoader`` files).
             Unpickling executes code chosen by whoever wrote the file: enable
             it only for files you trust.
@@ -115,6 +116,7 @@ class TensorFileDataModule(InMemoryDataModule):
         super().__init__(batch_size, num_workers, seed, shuffle)
         self.data_dir = os.fspath(data_dir)
         self.files = {"train": train_file, "val": val_file, "test": test_file or val_file}
+        self.test_is_val = test_file is None
         self.allow_pickle = bool(allow_pickle)
 
     def build(self) -> dict:
@@ -125,6 +127,14 @@ class TensorFileDataModule(InMemoryDataModule):
         if split not in self.datasets:
             self.datasets[split] = load_dataset_file(os.path.join(self.data_dir, self.files[split]), self.allow_pickle)
         return self.datasets[split]
+
+    def test_dataloader(self) -> DataLoader:
+        if self.test_is_val:
+            rank_zero_warn(
+                f"TensorFileDataModule: no test_file was given, so testing runs on the validation file {self.files['val']!r}; "
+                "those numbers are not held out from model selection. Pass test_file (YAML: test_file: test.pt)."
+            )
+        return super().test_dataloader()
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = self.dataset(split)

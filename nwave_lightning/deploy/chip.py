@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ..encode import Encoder
 from ..hardware import ChipSpec
 from ..layers.frontend import _H1Frontend
 from ..layers.inspect import dense_weights, layers
@@ -49,8 +50,9 @@ VIOLATION_KINDS = (
 )
 
 H1_BLOCKS = (_H1Frontend, _H1Synapse, _H1Layer)
-# Modules that hold no state and pass data unchanged, or only organise children.
-_NEUTRAL = (nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.Identity, parametrize.ParametrizationList, SignBlockParametrization)
+# Modules that hold no state and pass data unchanged, or only organise children; and the
+# fixed input encoders, which run before the chip (on the host or in the sensor's front end).
+_NEUTRAL = (nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.Identity, parametrize.ParametrizationList, SignBlockParametrization, Encoder)
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,8 @@ def check_chip(net: nn.Module) -> list[Violation]:
     """Every chip constraint ``net`` breaks, as a list; empty for a network the chip can run.
 
     Checked, in the order of :data:`VIOLATION_KINDS`: modules the chip lacks (anything
-    but the H1 frontend, synapses and layers, and containers of them), blocks of
+    but the H1 frontend, synapses and layers, and containers of them; the input
+    encoders of :mod:`nwave_lightning.encode` run before the chip and pass), blocks of
     different chips, parametrised weights, non-finite numbers, weights outside the
     chip's range, weights against their row block's sign (``docs/hardware-model.md``,
     "Row-block sign"), time constants outside the chip's range or not above ``dt``,

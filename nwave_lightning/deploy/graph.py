@@ -27,6 +27,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..encode import Encoder
 from ..hardware import ChipSpec
 from ..layers import CHIP_BLOCKS, prepare_net
 from ..layers.chain import forward_chain
@@ -104,9 +105,11 @@ def chip_graph(net: nn.Module, in_features: Optional[int] = None) -> ChipGraph:
 
     Args:
         net: A module built from H1 blocks (its weights are taken as they are:
-            pass ``to_chip(net)`` for the deployable numbers).
-        in_features: Input channels; default the frontend's ``in_ch``, else the
-            first synapse's ``nb_inputs``.
+            pass ``to_chip(net)`` for the deployable numbers). An input encoder
+            (:mod:`nwave_lightning.encode`) before the chain runs on the host, not
+            on the chip: the graph starts at its output.
+        in_features: Input channels of ``net``; default the frontend's ``in_ch``, else the
+            first synapse's ``nb_inputs`` (with an encoder: ``net.in_ch``).
 
     Raises:
         ChipGraphError: naming the module where the data leaves the chain.
@@ -114,14 +117,21 @@ def chip_graph(net: nn.Module, in_features: Optional[int] = None) -> ChipGraph:
     blocks = [(name, m) for name, m in net.named_modules() if isinstance(m, (_H1Frontend, _H1Synapse, _H1Layer))]
     if not any(isinstance(m, _H1Layer) for _, m in blocks):
         raise ChipGraphError(f"chip_graph: {type(net).__name__} holds no H1 layer; the chip runs H1 synapses and layers.")
+    encoders = [m for m in net.modules() if isinstance(m, Encoder)]
+    if in_features is None and encoders:
+        in_features = getattr(net, "in_ch", None)
+        if in_features is None:
+            raise ChipGraphError(f"chip_graph: {type(net).__name__} has an input encoder; pass in_features (its input channels).")
     if in_features is None:
         first = next(m for _, m in blocks if isinstance(m, (_H1Frontend, _H1Synapse)))
         in_features = first.in_ch if isinstance(first, _H1Frontend) else first.nb_inputs
     calls: list[tuple[str, nn.Module, torch.Tensor, object]] = []
+    encoded: list[torch.Tensor] = []  # outputs of the encoders, in the order they finish
     handles = [
         module.register_forward_hook(lambda m, args, out, name=name: calls.append((name, m, args[0], out)))
         for name, module in blocks
     ]
+    handles += [module.register_forward_hook(lambda m, args, out: encoded.append(out)) for module in encoders]
     reference = next(iter(net.parameters()), None)
     x = torch.zeros(1, 2, in_features, device=None if reference is None else reference.device, dtype=None if reference is None else reference.dtype)
     try:
@@ -129,7 +139,8 @@ def chip_graph(net: nn.Module, in_features: Optional[int] = None) -> ChipGraph:
     finally:
         for handle in handles:
             handle.remove()
-    return _chain_from_calls(net, calls, blocks, x)
+    # The chip's input is what the host's encoder gives it (the last encoder to finish wraps the others).
+    return _chain_from_calls(net, calls, blocks, encoded[-1] if encoded else x)
 
 
 def _chain_from_calls(net, calls, blocks, x) -> ChipGraph:

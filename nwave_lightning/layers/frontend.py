@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -17,6 +19,10 @@ class _H1Frontend(SeedDeviceMixin, nn.Module):
     ``A[t] = A[t-1] + gain * clamp(x[t], 0, x_max)``, ``F[t] = H(A[t] - 1)``,
     ``A[t] -= F[t]``. A binary spike train passes through unchanged. The stage
     has no trainable weights and lets no gradient through (it is the input).
+
+    Negative input is clipped to 0, so a signed (e.g. standardised) signal loses
+    its negative half: the first negative value warns once per frontend and
+    names :class:`~nwave_lightning.encode.OnOff`, the encoder that keeps it.
     """
 
     default_chip: ChipSpec
@@ -27,6 +33,7 @@ class _H1Frontend(SeedDeviceMixin, nn.Module):
         self.chip = chip or self.default_chip
         self.device_flag = device
         self._accumulator: torch.Tensor | None = None
+        self._negative_warned = False
         target = resolve_device(device)
         if target is not None:
             self.to(target)
@@ -38,6 +45,19 @@ class _H1Frontend(SeedDeviceMixin, nn.Module):
     def reset_state(self) -> None:
         self._accumulator = None
 
+    def _warn_on_negative(self, x: torch.Tensor) -> None:
+        # One check per call until it has warned: a device sync on GPU, cheap beside the layers after it.
+        if self._negative_warned or not bool((x < 0).any()):
+            return
+        self._negative_warned = True
+        warnings.warn(
+            f"{type(self).__name__}: the input holds negative values (min {float(x.min()):.3g}); the frontend clips "
+            f"to [0, {self.chip.frontend_x_max:g}], so the negative half of the signal is lost. For a signed "
+            "(e.g. standardised) signal put nwave_lightning.encode.OnOff before it (H1Classifier(encoder=OnOff())), "
+            "or map a known range with nwave_lightning.encode.MinMax.",
+            stacklevel=4,  # the caller of the module (past nn.Module's call wrappers)
+        )
+
     def _increment(self, x: torch.Tensor) -> torch.Tensor:
         # Float64 accumulation keeps the step and sequence paths bit-identical
         # and avoids drift over long sequences of fractional inputs.
@@ -46,6 +66,7 @@ class _H1Frontend(SeedDeviceMixin, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode ``(B, in_ch)`` (one step) or ``(B, T, in_ch)`` (sequence) into spikes."""
         rank = check_input(type(self).__name__, x, self.in_ch, "in_ch")
+        self._warn_on_negative(x)
         if rank == 2:
             if self._accumulator is None or self._accumulator.shape != x.shape:
                 self._accumulator = x.new_zeros(x.shape, dtype=torch.float64)

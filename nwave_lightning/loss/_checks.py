@@ -51,3 +51,51 @@ def check_class_labels(owner: str, y, batch: int, num_classes: int) -> torch.Ten
             f"[0, {num_classes - 1}] for num_classes={num_classes}."
         )
     return y
+
+
+def check_step_mask(owner: str, mask, spikes: torch.Tensor) -> torch.Tensor | None:
+    """A padding mask as float weights ``(B, T)`` matching ``spikes (B, T, N)``; ``None`` stays ``None``.
+
+    ``mask[b, t]`` is true on sample ``b``'s real steps and false on padding. A
+    mask of ``T / k`` steps for an output of ``T`` steps is held ``k`` times (an
+    encoder such as ``Hold(k)`` in the model repeats every input step). Every
+    sample needs at least one real step.
+
+    Example:
+        >>> import torch
+        >>> check_step_mask("demo", torch.tensor([[True, False]]), torch.zeros(1, 4, 3)).tolist()
+        [[1.0, 1.0, 0.0, 0.0]]
+    """
+    if mask is None:
+        return None
+    if not isinstance(mask, torch.Tensor) or mask.dim() != 2:
+        shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"{owner}: mask must be a (B, T) tensor marking real steps (true) and padding (false), got {shape}.")
+    batch, steps = spikes.shape[0], spikes.shape[1]
+    if mask.shape[0] != batch or mask.shape[1] == 0 or steps % mask.shape[1]:
+        raise ValueError(
+            f"{owner}: mask has shape {tuple(mask.shape)} but the spikes have shape {tuple(spikes.shape)}; the mask needs "
+            "one row per sample and the spikes' steps, or a divisor of them (an encoder holding each step k times)."
+        )
+    weights = mask.to(device=spikes.device, dtype=spikes.dtype if spikes.is_floating_point() else torch.float32)
+    if steps != mask.shape[1]:
+        weights = weights.repeat_interleave(steps // mask.shape[1], dim=1)
+    return weights
+
+
+def masked_time_mean(spikes: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """``spikes (B, T, N)`` averaged over each sample's real steps -> ``(B, N)``.
+
+    Example:
+        >>> import torch
+        >>> spikes = torch.tensor([[[1.0], [1.0], [0.0], [0.0]]])
+        >>> masked_time_mean(spikes, None).tolist(), masked_time_mean(spikes, torch.tensor([[1.0, 1.0, 0.0, 0.0]])).tolist()
+        ([[0.5]], [[1.0]])
+    """
+    spikes = spikes if spikes.is_floating_point() else spikes.float()
+    if weights is None:
+        return spikes.mean(dim=1)
+    real = weights.sum(dim=1, keepdim=True)
+    if bool((real == 0).any()):
+        raise ValueError("masked_time_mean: a sample's mask has no real step; every sample needs at least one.")
+    return (spikes * weights.unsqueeze(-1)).sum(dim=1) / real

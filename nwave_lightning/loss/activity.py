@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from ._checks import check_finite
+from ._checks import check_finite, check_step_mask, masked_time_mean
 
 __all__ = ["firing_rate_target_mse_loss"]
 
@@ -33,6 +33,7 @@ def firing_rate_target_mse_loss(
     spikes_list: Sequence[torch.Tensor],
     offsets: Sequence[float],
     multipliers: Sequence[float],
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``sum_i multipliers[i] * (mean rate of layer i - offsets[i])^2``.
 
@@ -45,6 +46,7 @@ def firing_rate_target_mse_loss(
         spikes_list: The model's spikes, one ``(B, T, N_i)`` tensor per layer.
         offsets: Target rate of each layer, one entry per layer.
         multipliers: Weight of each layer's penalty, one entry per layer.
+        mask: Optional ``(B, T)`` padding mask: the rate is then taken over real steps only.
 
     Returns:
         A differentiable 0-d tensor.
@@ -72,6 +74,8 @@ def firing_rate_target_mse_loss(
         if not isinstance(spikes, torch.Tensor) or spikes.numel() == 0:
             raise ValueError(f"{_OWNER}: spikes_list[{index}] must be a non-empty tensor of spikes.")
         spikes = spikes if spikes.is_floating_point() else spikes.float()
-        term = multiplier * (spikes.mean() - offset) ** 2
+        # With a mask: each sample's rate over its real steps, averaged over the batch.
+        rate = spikes.mean() if mask is None else masked_time_mean(spikes, check_step_mask(_OWNER, mask, spikes)).mean()
+        term = multiplier * (rate - offset) ** 2
         total = term if total is None else total + term.to(total.device)
     return total

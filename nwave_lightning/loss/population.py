@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_class_labels, check_finite, check_positive_int
+from ._checks import check_class_labels, check_finite, check_positive_int, check_step_mask, masked_time_mean
 
 __all__ = ["balanced_population_mse"]
 
@@ -23,6 +23,7 @@ def balanced_population_mse(
     neurons_per_class: int,
     correct_rate: float,
     incorrect_rate: float,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Class-balanced MSE between readout firing rates and per-group targets.
 
@@ -41,6 +42,8 @@ def balanced_population_mse(
         neurons_per_class: Readout neurons per class.
         correct_rate: Target spike probability per step of the true class's neurons.
         incorrect_rate: Target of every other readout neuron.
+        mask: Optional ``(B, T)`` padding mask (true on real steps): rates are then
+            spikes per real step, and padded steps do not count.
 
     Returns:
         A differentiable 0-d tensor.
@@ -57,6 +60,9 @@ def balanced_population_mse(
         0.0
         >>> float(balanced_population_mse(spk, torch.tensor([1]), 2, 2, 1.0, 0.0))
         1.0
+        >>> spk[0, 2:] = 0.0                  # padding: silent steps the mask excludes
+        >>> float(balanced_population_mse(spk, torch.tensor([0]), 2, 2, 1.0, 0.0, mask=torch.tensor([[1, 1, 0, 0]])))
+        0.0
     """
     num_classes = check_positive_int(_OWNER, "num_classes", num_classes)
     neurons_per_class = check_positive_int(_OWNER, "neurons_per_class", neurons_per_class)
@@ -78,8 +84,8 @@ def balanced_population_mse(
         raise ValueError(f"{_OWNER}: spk_out has shape {tuple(spk_out.shape)}; it needs at least one sample and one step.")
     y = check_class_labels(_OWNER, y, batch, num_classes).to(spk_out.device)
 
-    spikes = spk_out if spk_out.is_floating_point() else spk_out.float()
-    rates = spikes.mean(dim=1).reshape(batch, num_classes, neurons_per_class)
+    weights = check_step_mask(_OWNER, mask, spk_out)
+    rates = masked_time_mean(spk_out, weights).reshape(batch, num_classes, neurons_per_class)
     is_true = torch.nn.functional.one_hot(y, num_classes).to(rates.dtype).unsqueeze(-1)
     # Masked sums over fixed counts (no boolean indexing: no host sync on GPU).
     true_mse = ((rates - correct_rate).pow(2) * is_true).sum() / (batch * neurons_per_class)

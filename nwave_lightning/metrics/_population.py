@@ -3,20 +3,22 @@
 The readout ``(B, T, N)`` is split into ``num_classes`` consecutive groups of
 ``N // num_classes`` neurons (the layout of
 :func:`nwave_lightning.loss.balanced_population_mse`); a sample's prediction
-is the group with the most spikes over all steps, ties going to the lowest
-class index (``argmax``).
+is the group with the most spikes over all steps (over the real steps when a
+padding mask is given), ties going to the lowest class index (``argmax``).
 """
 
 from __future__ import annotations
 
 import torch
 
-from ..loss._checks import check_class_labels, check_positive_int
+from ..loss._checks import check_class_labels, check_positive_int, check_step_mask
 
 __all__ = ["population_predictions", "population_votes"]
 
 
-def population_votes(spk_out: torch.Tensor, num_classes: int, owner: str = "population_votes") -> torch.Tensor:
+def population_votes(
+    spk_out: torch.Tensor, num_classes: int, owner: str = "population_votes", mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Spike count of each class's neuron group, shape ``(B, num_classes)``.
 
     Example:
@@ -37,14 +39,40 @@ def population_votes(spk_out: torch.Tensor, num_classes: int, owner: str = "popu
         )
     spikes = spk_out.detach()
     spikes = spikes if spikes.is_floating_point() else spikes.float()
+    weights = check_step_mask(owner, mask, spikes)
+    if weights is not None:
+        spikes = spikes * weights.unsqueeze(-1)
     return spikes.sum(dim=1).reshape(spk_out.shape[0], num_classes, width // num_classes).sum(dim=2)
 
 
 def population_predictions(
-    spk_out: torch.Tensor, y: torch.Tensor | None, num_classes: int, owner: str = "population_predictions"
+    spk_out: torch.Tensor,
+    y: torch.Tensor | None,
+    num_classes: int,
+    owner: str = "population_predictions",
+    mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Predicted classes ``(B,)`` and the validated labels (int64, on the same device)."""
-    predictions = population_votes(spk_out, num_classes, owner).argmax(dim=1)
+    predictions = population_votes(spk_out, num_classes, owner, mask).argmax(dim=1)
     if y is None:
         return predictions, None
     return predictions, check_class_labels(owner, y, spk_out.shape[0], num_classes).to(predictions.device)
+
+
+def resolve_num_classes(owner: str, num_classes, model) -> int:
+    """``num_classes`` if given, else the ``num_classes`` of the model being scored (one place in a config).
+
+    Example:
+        >>> from nwave_lightning.models import H1Classifier
+        >>> resolve_num_classes("demo", None, H1Classifier(in_ch=2, num_classes=3, hidden=[4]))
+        3
+    """
+    if num_classes is not None:
+        return num_classes
+    found = getattr(model, "num_classes", None)
+    if found is None:
+        raise ValueError(
+            f"{owner}: num_classes is not given and the model ({type(model).__name__ if model is not None else 'none passed'}) "
+            "has no num_classes attribute; pass num_classes=... or use a model that has it (e.g. H1Classifier)."
+        )
+    return check_positive_int(owner, "the model's num_classes", found)

@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torchmetrics import Metric
 
 from ..loss._checks import check_positive_int
-from ._population import population_predictions
+from ._population import population_predictions, resolve_num_classes
 
 __all__ = ["PopulationAccuracy", "accuracy_population"]
 
 
-def _correct_and_total(spk_out, y, num_classes, owner) -> tuple[torch.Tensor, int]:
-    predictions, labels = population_predictions(spk_out, y, num_classes, owner)
+def _correct_and_total(spk_out, y, num_classes, owner, mask=None) -> tuple[torch.Tensor, int]:
+    predictions, labels = population_predictions(spk_out, y, num_classes, owner, mask)
     return (predictions == labels).sum(), labels.numel()
 
 
-def accuracy_population(spk_out: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
+def accuracy_population(spk_out: torch.Tensor, y: torch.Tensor, num_classes: int, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Fraction of samples whose most active neuron group is the true class.
 
     Args:
         spk_out: Readout spikes ``(B, T, num_classes * neurons_per_class)``.
         y: Class indices ``(B,)``.
         num_classes: Number of neuron groups in the readout.
+        mask: Optional ``(B, T)`` padding mask: only real steps vote.
 
     Returns:
         A 0-d float tensor in ``[0, 1]`` (no gradient).
@@ -41,7 +42,7 @@ def accuracy_population(spk_out: torch.Tensor, y: torch.Tensor, num_classes: int
         >>> float(accuracy_population(spk, torch.tensor([1, 1]), num_classes=2))
         0.5
     """
-    correct, total = _correct_and_total(spk_out, y, num_classes, "accuracy_population")
+    correct, total = _correct_and_total(spk_out, y, num_classes, "accuracy_population", mask)
     if total == 0:
         raise ValueError("accuracy_population: empty batch (B=0); there is no sample to score.")
     return correct.float() / total
@@ -54,7 +55,8 @@ class PopulationAccuracy(Metric):
     result over several processes equals the result on the concatenated data.
 
     Args:
-        num_classes: Number of neuron groups in the readout.
+        num_classes: Number of neuron groups in the readout; ``None``: the scored
+            model's ``num_classes`` (so a config states the class count once, in the net).
         **kwargs: Forwarded to :class:`torchmetrics.Metric` (e.g. ``dist_sync_on_step``).
 
     Example:
@@ -72,20 +74,25 @@ class PopulationAccuracy(Metric):
     higher_is_better = True
     full_state_update = False
 
-    def __init__(self, num_classes: int, **kwargs: Any) -> None:
+    def __init__(self, num_classes: Optional[int] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # Validate here so a bad config fails at construction, not at the first batch.
-        self.num_classes = check_positive_int(type(self).__name__, "num_classes", num_classes)
+        self.num_classes = None if num_classes is None else check_positive_int(type(self).__name__, "num_classes", num_classes)
         self.add_state("correct", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("total", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
-    def update(self, spk_out: torch.Tensor, y: torch.Tensor, **unused: Any) -> None:
-        """Count correct votes of a batch.
+    def update(
+        self, spk_out: torch.Tensor, y: torch.Tensor, model: Any = None, mask: Optional[torch.Tensor] = None, **unused: Any
+    ) -> None:
+        """Count correct votes of a batch (only real steps vote when a padding ``mask`` is given).
 
-        Other keywords of the framework's metric contract (``spikes_list``,
-        ``membranes_list``, ``model``) are accepted and ignored.
+        ``model`` supplies ``num_classes`` when the metric was built without it. Other
+        keywords of the framework's metric contract (``spikes_list``, ``membranes_list``)
+        are accepted and ignored.
         """
-        correct, total = _correct_and_total(spk_out, y, self.num_classes, type(self).__name__)
+        owner = type(self).__name__
+        num_classes = resolve_num_classes(owner, self.num_classes, model)
+        correct, total = _correct_and_total(spk_out, y, num_classes, owner, mask)
         self.correct += correct.to(self.correct.device)
         self.total += total
 

@@ -20,6 +20,8 @@ from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 from torchmetrics.utilities.distributed import gather_all_tensors
 
+from ..loss._checks import check_step_mask
+
 __all__ = ["ActivityMetric", "layer_activity"]
 
 # Count states hold one running row each; rows are summed when read.
@@ -28,8 +30,8 @@ _SUMMED = ("spike_count", "samples", "membrane_sum", "membrane_sq_sum")
 _SHAPE = ("num_layers", "widths")
 
 
-def _batch_rows(owner: str, spikes_list, membranes_list) -> dict[str, torch.Tensor]:
-    """Float64 rows of one batch: shape states and per-layer sums."""
+def _batch_rows(owner: str, spikes_list, membranes_list, mask=None) -> dict[str, torch.Tensor]:
+    """Float64 rows of one batch: shape states and per-layer sums (over real steps under a padding mask)."""
     for name, value in (("spikes_list", spikes_list), ("membranes_list", membranes_list)):
         if isinstance(value, torch.Tensor) or not isinstance(value, Sequence) or len(value) == 0:
             raise ValueError(f"{owner}: {name} must be a non-empty list of (B, T, N) tensors, got {type(value).__name__}.")
@@ -48,11 +50,17 @@ def _batch_rows(owner: str, spikes_list, membranes_list) -> dict[str, torch.Tens
                 "have the same (B, T, N) shape."
             )
         width = spikes.shape[-1]
+        weights = None if mask is None else check_step_mask(owner, mask, spikes.detach().to(torch.float64))
         spikes = spikes.detach().to(torch.float64).reshape(-1, width)
-        membrane = membrane.detach().to(device=spikes.device, dtype=torch.float64)
+        membrane = membrane.detach().to(device=spikes.device, dtype=torch.float64).reshape(-1, width)
         widths.append(width)
+        if weights is None:
+            samples.append(spikes.shape[0])
+        else:  # padded steps count in no statistic
+            weights = weights.reshape(-1, 1)
+            spikes, membrane = spikes * weights, membrane * weights
+            samples.append(float(weights.sum()))
         counts.append(spikes.sum(dim=0))
-        samples.append(spikes.shape[0])
         sums.append(membrane.sum())
         squares.append(membrane.square().sum())
     device = counts[0].device
@@ -86,12 +94,15 @@ def _summarise(rows: dict[str, torch.Tensor], widths: list[int]) -> dict[str, to
     return result
 
 
-def layer_activity(spikes_list: Sequence[torch.Tensor], membranes_list: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+def layer_activity(
+    spikes_list: Sequence[torch.Tensor], membranes_list: Sequence[torch.Tensor], mask: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
     """Activity statistics of one batch (the functional twin of :class:`ActivityMetric`).
 
     Args:
         spikes_list: One ``(B, T, N_i)`` spike tensor per layer.
         membranes_list: The matching membrane tensors, same shapes.
+        mask: Optional ``(B, T)`` padding mask: padded steps count in no statistic.
 
     Returns:
         ``{"layer_<i>/<statistic>": 0-d tensor}``, see the module docstring.
@@ -103,7 +114,7 @@ def layer_activity(spikes_list: Sequence[torch.Tensor], membranes_list: Sequence
         >>> [float(stats[k]) for k in ("layer_0/firing_rate", "layer_0/dead_neurons", "layer_0/membrane_mean")]
         [0.5, 1.0, 1.0]
     """
-    rows = _batch_rows("layer_activity", spikes_list, membranes_list)
+    rows = _batch_rows("layer_activity", spikes_list, membranes_list, mask)
     return _summarise(rows, [int(w) for w in rows["widths"].tolist()])
 
 
@@ -151,9 +162,11 @@ class ActivityMetric(Metric):
         for name in _SHAPE + _SUMMED:
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
-    def update(self, spikes_list: Sequence[torch.Tensor], membranes_list: Sequence[torch.Tensor], **unused: Any) -> None:
-        """Add a batch; other keywords of the metric contract (``spk_out``, ``y``, ``model``) are ignored."""
-        batch = _batch_rows(type(self).__name__, spikes_list, membranes_list)
+    def update(
+        self, spikes_list: Sequence[torch.Tensor], membranes_list: Sequence[torch.Tensor], mask: torch.Tensor | None = None, **unused: Any
+    ) -> None:
+        """Add a batch (its real steps under a padding ``mask``); other contract keywords are ignored."""
+        batch = _batch_rows(type(self).__name__, spikes_list, membranes_list, mask)
         widths = [int(w) for w in batch["widths"].tolist()]
         seen = self._read_rows()
         if seen is not None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torchmetrics import Metric
 
 from ..loss._checks import check_positive_int
-from ._population import population_predictions
+from ._population import population_predictions, resolve_num_classes
 
 __all__ = ["PopulationRecall", "population_recall"]
 
@@ -22,14 +22,16 @@ def _check_positive_class(owner: str, positive_class, num_classes: int) -> int:
     return positive_class
 
 
-def _true_positives_and_false_negatives(spk_out, y, num_classes, positive_class, owner) -> tuple[torch.Tensor, torch.Tensor]:
-    predictions, labels = population_predictions(spk_out, y, num_classes, owner)
+def _true_positives_and_false_negatives(spk_out, y, num_classes, positive_class, owner, mask=None) -> tuple[torch.Tensor, torch.Tensor]:
+    predictions, labels = population_predictions(spk_out, y, num_classes, owner, mask)
     positives = labels == positive_class
     true_positives = (positives & (predictions == positive_class)).sum()
     return true_positives, positives.sum() - true_positives
 
 
-def population_recall(spk_out: torch.Tensor, y: torch.Tensor, num_classes: int, positive_class: int = 1) -> torch.Tensor:
+def population_recall(
+    spk_out: torch.Tensor, y: torch.Tensor, num_classes: int, positive_class: int = 1, mask: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     """``TP / (TP + FN)`` of ``positive_class`` under the population vote.
 
     Same decoding as :func:`accuracy_population`; a batch without any sample of
@@ -40,6 +42,7 @@ def population_recall(spk_out: torch.Tensor, y: torch.Tensor, num_classes: int, 
         y: Class indices ``(B,)``.
         num_classes: Number of neuron groups in the readout.
         positive_class: The class whose recall is measured.
+        mask: Optional ``(B, T)`` padding mask: only real steps vote.
 
     Returns:
         A 0-d float tensor in ``[0, 1]``.
@@ -54,7 +57,7 @@ def population_recall(spk_out: torch.Tensor, y: torch.Tensor, num_classes: int, 
     owner = "population_recall"
     num_classes = check_positive_int(owner, "num_classes", num_classes)
     positive_class = _check_positive_class(owner, positive_class, num_classes)
-    tp, fn = _true_positives_and_false_negatives(spk_out, y, num_classes, positive_class, owner)
+    tp, fn = _true_positives_and_false_negatives(spk_out, y, num_classes, positive_class, owner, mask)
     return tp.float() / (tp + fn).clamp_min(1).float()
 
 
@@ -64,7 +67,7 @@ class PopulationRecall(Metric):
     States ``true_positives`` and ``false_negatives`` are int64 counts reduced by sum.
 
     Args:
-        num_classes: Number of neuron groups in the readout.
+        num_classes: Number of neuron groups in the readout; ``None``: the scored model's ``num_classes``.
         positive_class: The class whose recall is measured.
         **kwargs: Forwarded to :class:`torchmetrics.Metric`.
 
@@ -82,17 +85,30 @@ class PopulationRecall(Metric):
     higher_is_better = True
     full_state_update = False
 
-    def __init__(self, num_classes: int, positive_class: int = 1, **kwargs: Any) -> None:
+    def __init__(self, num_classes: Optional[int] = None, positive_class: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         owner = type(self).__name__
-        self.num_classes = check_positive_int(owner, "num_classes", num_classes)
-        self.positive_class = _check_positive_class(owner, positive_class, self.num_classes)
+        self.num_classes = None if num_classes is None else check_positive_int(owner, "num_classes", num_classes)
+        if self.num_classes is not None:
+            _check_positive_class(owner, positive_class, self.num_classes)
+        elif isinstance(positive_class, bool) or not isinstance(positive_class, int) or positive_class < 0:
+            raise ValueError(f"{owner}: positive_class={positive_class!r} must be a class index (an integer >= 0).")
+        self.positive_class = positive_class
         self.add_state("true_positives", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("false_negatives", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
-    def update(self, spk_out: torch.Tensor, y: torch.Tensor, **unused: Any) -> None:
-        """Count true positives and false negatives of a batch (other contract keywords are ignored)."""
-        tp, fn = _true_positives_and_false_negatives(spk_out, y, self.num_classes, self.positive_class, type(self).__name__)
+    def update(
+        self, spk_out: torch.Tensor, y: torch.Tensor, model: Any = None, mask: Optional[torch.Tensor] = None, **unused: Any
+    ) -> None:
+        """Count true positives and false negatives of a batch (only real steps vote under a padding ``mask``).
+
+        ``model`` supplies ``num_classes`` when the metric was built without it; other
+        contract keywords are ignored.
+        """
+        owner = type(self).__name__
+        num_classes = resolve_num_classes(owner, self.num_classes, model)
+        _check_positive_class(owner, self.positive_class, num_classes)
+        tp, fn = _true_positives_and_false_negatives(spk_out, y, num_classes, self.positive_class, owner, mask)
         self.true_positives += tp.to(self.true_positives.device)
         self.false_negatives += fn.to(self.false_negatives.device)
 

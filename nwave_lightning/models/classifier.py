@@ -72,6 +72,17 @@ class H1Classifier(nn.Module):
             name: ``xavier_uniform``, ``xavier_normal``, ``kaiming_uniform``, ``kaiming_normal``.
         init_gain: Gain of the xavier inits.
         frontend: Put the chip's analog frontend before the first synapse.
+        encoder: An encoder from :mod:`nwave_lightning.encode` (or a ``Compose`` of
+            several) applied to ``x`` before the frontend: part of the model, saved
+            and run on its device with it. The frontend then takes
+            ``encoder.out_features(in_ch)`` channels.
+
+    Example:
+        >>> import torch
+        >>> from nwave_lightning.encode import Compose, Hold, OnOff
+        >>> net = H1Classifier(in_ch=3, num_classes=2, hidden=[8], encoder=Compose([OnOff(scale=2.0), Hold(2)]))
+        >>> net.frontend.in_ch, [tuple(s.shape) for s in net(torch.randn(4, 10, 3))[0]]
+        (6, [(4, 20, 8), (4, 20, 2)])
     """
 
     def __init__(
@@ -89,8 +100,11 @@ class H1Classifier(nn.Module):
         init: Optional[str] = None,
         init_gain: float = 1.0,
         frontend: bool = True,
+        encoder: Optional[nn.Module] = None,
     ) -> None:
         super().__init__()
+        if encoder is not None and not isinstance(encoder, nn.Module):
+            raise ValueError(f"H1Classifier: encoder={encoder!r} must be an nn.Module such as nwave_lightning.encode.OnOff().")
         if chip not in CHIPS:
             raise ValueError(f"H1Classifier: chip={chip!r} is unknown; choose one of {sorted(CHIPS)}.")
         if init is not None and init not in INITS:
@@ -99,13 +113,16 @@ class H1Classifier(nn.Module):
         self.in_ch, self.num_classes, self.neurons_per_class = in_ch, num_classes, neurons_per_class
         self.out_neurons = num_classes * neurons_per_class
         self.dt = dt
+        self.encoder = encoder
+        # The chip chain starts at the encoder's output.
+        width_in = encoder.out_features(in_ch) if hasattr(encoder, "out_features") else in_ch
         widths = [*hidden, self.out_neurons]
         taus = per_layer("taus", taus, len(widths))
         topologies = per_layer("topology", topology, len(widths))
-        self.frontend = frontend_cls(in_ch) if frontend else None
+        self.frontend = frontend_cls(width_in) if frontend else None
         self.synapses = nn.ModuleList()
         self.lifs = nn.ModuleList()
-        fan_in = in_ch
+        fan_in = width_in
         for width, tau, top in zip(widths, taus, topologies):
             synapse = synapse_cls(fan_in, width)
             if init is not None:
@@ -125,6 +142,8 @@ class H1Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """``x (B, T, in_ch)`` -> ``(spikes_list, membranes_list)``, readout last."""
         prepare_net(self)
+        if self.encoder is not None:
+            x = self.encoder(x)
         return forward_chain(self.frontend, self.layer_pairs, x)
 
 

@@ -25,12 +25,26 @@ from ..loss import CompositeLoss, LossOutput, balanced_population_mse, firing_ra
 __all__ = ["PopulationLoss", "RateMSELoss"]
 
 
-def _population_term(spk_out, y, config):
-    return {"mse": balanced_population_mse(spk_out, y, **config)}
+def _population_term(spk_out, y, config, model=None, mask=None):
+    config = dict(config)
+    for key in ("num_classes", "neurons_per_class"):  # None: the network's own value (one place in a config)
+        if config[key] is None:
+            config[key] = _from_model(key, model)
+    return {"mse": balanced_population_mse(spk_out, y, mask=mask, **config)}
 
 
-def _activity_term(spikes_list, config):
-    return firing_rate_target_mse_loss(spikes_list, config["offsets"], config["multipliers"])
+def _from_model(key, model):
+    value = getattr(model, key, None)
+    if value is None:
+        raise ValueError(
+            f"PopulationLoss: {key} is not given and the model ({type(model).__name__ if model is not None else 'none passed'}) "
+            f"has no {key} attribute; pass {key}=... or use a model that has it (e.g. H1Classifier)."
+        )
+    return value
+
+
+def _activity_term(spikes_list, config, mask=None):
+    return firing_rate_target_mse_loss(spikes_list, config["offsets"], config["multipliers"], mask=mask)
 
 
 def _hardware_term(model, config):
@@ -56,9 +70,14 @@ def _weight_term(model, config):
 class PopulationLoss:
     """``w_population * population + w_activity * activity + w_hardware * hardware``.
 
+    With ``num_classes`` / ``neurons_per_class`` left at ``None`` they are read from
+    the network at each call (``H1Classifier`` has both), so a config states the
+    class count once, in the net. A padding ``mask`` (``(B, T)``, true on real
+    steps) reaches the population and activity terms, which then ignore padding.
+
     Args:
-        num_classes: Classes of the population readout.
-        neurons_per_class: Readout neurons per class.
+        num_classes: Classes of the population readout (``None``: the model's).
+        neurons_per_class: Readout neurons per class (``None``: the model's).
         correct_rate: Target spike probability per step of the true class's neurons.
         incorrect_rate: Target of the other readout neurons.
         w_population: Weight of the ``population`` term.
@@ -72,8 +91,8 @@ class PopulationLoss:
 
     def __init__(
         self,
-        num_classes: int,
-        neurons_per_class: int,
+        num_classes: Optional[int] = None,
+        neurons_per_class: Optional[int] = None,
         correct_rate: float = 0.35,
         incorrect_rate: float = 0.05,
         w_population: float = 1.0,
@@ -95,8 +114,8 @@ class PopulationLoss:
             hardware = {"limit": weight_limit, "lambda_topo": lambda_topology}
             self.composite.add_loss_term("hardware", _hardware_term, config=hardware, weight=w_hardware)
 
-    def __call__(self, spk_out=None, y=None, spikes_list=None, membranes_list=None, model=None) -> LossOutput:
-        return self.composite(spk_out=spk_out, y=y, spikes_list=spikes_list, membranes_list=membranes_list, model=model)
+    def __call__(self, spk_out=None, y=None, spikes_list=None, membranes_list=None, model=None, mask=None) -> LossOutput:
+        return self.composite(spk_out=spk_out, y=y, spikes_list=spikes_list, membranes_list=membranes_list, model=model, mask=mask)
 
     def __repr__(self) -> str:
         return f"PopulationLoss({self.composite!r})"

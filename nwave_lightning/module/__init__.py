@@ -11,7 +11,7 @@ Example:
     (['adam', 'adamax'], ['cosine', 'multistep', 'none', 'plateau', 'step'])
 """
 
-from .contract import BatchFormatError, ContractError, unpack_batch, validate_contract
+from .contract import BatchFormatError, ContractError, batch_mask, unpack_batch, validate_contract
 from .optim import LR_SCHEDULERS, OPTIMIZERS, build_lr_scheduler, build_optimizer
 from .snn_module import SNNModule
 
@@ -23,6 +23,7 @@ __all__ = [
     "SNNModule",
     "build_lr_scheduler",
     "build_optimizer",
+    "batch_mask",
     "unpack_batch",
     "validate_contract",
 ]

@@ -3,7 +3,10 @@
 A trainable model maps ``x (B, T, F)`` to ``(spikes_list, membranes_list)``:
 two lists (or tuples) of the same non-zero length whose ``i``-th entries are
 ``(B, T, N_i)`` tensors of the same shape; the last spikes tensor is the
-readout. Batches are ``(x, y)`` or ``(x, y, meta)``.
+readout. Batches are ``(x, y)`` or ``(x, y, meta)``. Variable-length data
+come padded at the end, with ``meta = {"mask": (B, T) bool}`` marking the real
+steps (:func:`batch_mask`); losses and metrics that take ``mask`` then ignore
+the padded steps.
 
 Example:
     >>> import torch
@@ -23,7 +26,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["BatchFormatError", "ContractError", "unpack_batch", "validate_contract"]
+__all__ = ["BatchFormatError", "ContractError", "batch_mask", "unpack_batch", "validate_contract"]
 
 # The vendor SDK's "Troubleshooting" answers, quoted so that users recognise them.
 CONTRACT_HELP = (
@@ -133,3 +136,34 @@ def unpack_batch(batch: Any, require_target: bool = True) -> tuple[torch.Tensor,
     y = batch[1] if len(batch) > 1 else None
     meta = batch[2] if len(batch) > 2 else None
     return x, y, meta
+
+
+def batch_mask(meta: Any, x: torch.Tensor) -> torch.Tensor | None:
+    """The padding mask a batch carries in ``meta["mask"]`` (``None`` without one).
+
+    Args:
+        meta: The batch's third element (``None``, a tensor, or a dict).
+        x: The batch's input ``(B, T, F)``; the mask must be ``(B, T)``.
+
+    Raises:
+        BatchFormatError: a mask of another shape, or a sample without a real step.
+
+    Example:
+        >>> import torch
+        >>> x = torch.zeros(2, 3, 1)
+        >>> batch_mask({"mask": torch.tensor([[True, True, False], [True, True, True]])}, x).sum().item()
+        5
+        >>> batch_mask(None, x) is None
+        True
+    """
+    if not isinstance(meta, dict) or meta.get("mask") is None:
+        return None
+    mask = meta["mask"]
+    if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != tuple(x.shape[:2]):
+        raise BatchFormatError(
+            f"Dataloader batch format error: meta['mask'] has shape {_shape(mask)} but x has shape {_shape(x)}; "
+            "the mask must be (B, T), true on real steps and false on padding."
+        )
+    if mask.numel() and not bool(mask.any(dim=1).all()):
+        raise BatchFormatError("Dataloader batch format error: meta['mask'] has a sample without any real step.")
+    return mask

@@ -48,14 +48,14 @@ from ..layers.sign import install_sign_parametrization, restart_sign_parametriza
 from ..loss.output import as_loss_output
 from ..metrics import ActivityMetric
 from ..signature import accepted_kwargs
-from .contract import unpack_batch, validate_contract
+from .contract import batch_mask, unpack_batch, validate_contract
 from .epoch_means import EpochMeans
 from .optim import build_lr_scheduler, build_optimizer
 
 __all__ = ["SNNModule"]
 
-# What losses and metrics may ask for (the vendor SDK's call contract).
-CALL_KEYS = ("spk_out", "y", "spikes_list", "membranes_list", "model")
+# What losses and metrics may ask for (the vendor SDK's call contract, plus the padding mask).
+CALL_KEYS = ("spk_out", "y", "spikes_list", "membranes_list", "model", "mask")
 STAGES = ("train", "val", "test")
 _PLAIN = (type(None), bool, int, float, str)
 
@@ -225,6 +225,7 @@ class SNNModule(pl.LightningModule):
         self._chip_ready: Optional[bool] = None  # whether net has a chip-ready copy; decided at setup
         self._default_sign_annealing = _default_sign_annealing(sign_annealing)
         self._contract_checked = False
+        self._mask_checked = False
         self._build_metrics(metrics or {}, activity)
 
     # -- construction ----------------------------------------------------
@@ -278,12 +279,23 @@ class SNNModule(pl.LightningModule):
         return [self._default_sign_annealing]
 
     def setup(self, stage: str) -> None:
+        self._check_class_count(self.trainer.datamodule)
         # Before the strategy wraps the model: under DDP, rank 0's initialised weights are broadcast.
         if stage == "fit" and self.fluct_init_kwargs is not None and not self._fluct_done:
             self._run_fluct_init()
             self._fluct_done = True
         if self.chip_eval and self._chip_ready is None:
             self._chip_ready = _chip_ready_copy_exists(self.net)
+
+    def _check_class_count(self, datamodule: Any) -> None:
+        """Before any step: a datamodule with more classes than the net's readout cannot be trained on."""
+        data_classes, net_classes = getattr(datamodule, "num_classes", None), getattr(self.net, "num_classes", None)
+        if isinstance(data_classes, int) and isinstance(net_classes, int) and data_classes > net_classes:
+            raise ValueError(
+                f"SNNModule: the data have num_classes={data_classes} but the net's readout has num_classes={net_classes}; "
+                f"set the net's num_classes to {data_classes} (YAML: --model.init_args.net.init_args.num_classes={data_classes}); "
+                "PopulationLoss and PopulationAccuracy built without num_classes follow it."
+            )
 
     def _run_fluct_init(self) -> None:
         from ..init import fluct_init
@@ -358,7 +370,10 @@ class SNNModule(pl.LightningModule):
 
     def _shared_step(self, batch: Any, stage: str, net: Optional[nn.Module] = None) -> torch.Tensor:
         net = net if net is not None else self.net
-        x, y, _ = unpack_batch(batch)
+        x, y, meta = unpack_batch(batch)
+        mask = batch_mask(meta, x)
+        if mask is not None and not self._mask_checked:
+            self._warn_on_ignored_mask()
         spikes_list, membranes_list = self._run_net(x, net)
         call = {
             "spk_out": spikes_list[-1],
@@ -366,6 +381,7 @@ class SNNModule(pl.LightningModule):
             "spikes_list": list(spikes_list),
             "membranes_list": list(membranes_list),
             "model": net,
+            "mask": mask,
         }
         out = as_loss_output(self.loss(**{key: call[key] for key in self._loss_keys}))
         batch_size = x.shape[0]
@@ -377,9 +393,22 @@ class SNNModule(pl.LightningModule):
                 "spikes_list": [s.detach() for s in spikes_list],
                 "membranes_list": [m.detach() for m in membranes_list],
                 "model": net,
+                "mask": mask,
             }
             self._update_metrics(stage, detached, batch_size)
         return out.total
+
+    def _warn_on_ignored_mask(self) -> None:
+        """Padded batches: name the loss / metrics whose signature cannot take the mask (they count padding)."""
+        self._mask_checked = True
+        blind = [] if "mask" in self._loss_keys else [f"loss {type(self.loss).__name__}"]
+        blind += [f"metric {name!r}" for name in self.metric_names if "mask" not in self._metric_keys[name]]
+        if blind:
+            rank_zero_warn(
+                f"SNNModule: the batches are padded (meta['mask']) but {', '.join(blind)} take no `mask` argument, so "
+                "padded steps count in them. Add a `mask=None` parameter ((B, T), true on real steps) and ignore "
+                "the padded steps, as PopulationLoss and PopulationAccuracy do."
+            )
 
     def _update_metrics(self, stage: str, call: dict, batch_size: int) -> None:
         table = self.stage_metrics[f"{stage}_metrics"]
@@ -393,7 +422,7 @@ class SNNModule(pl.LightningModule):
         if plain:
             self._plain_means[stage].update(plain, batch_size)
         if self.activity is not None and stage in STAGES:
-            self.activity[f"{stage}_activity"].update(call["spikes_list"], call["membranes_list"])
+            self.activity[f"{stage}_activity"].update(call["spikes_list"], call["membranes_list"], mask=call["mask"])
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")

@@ -64,3 +64,10 @@ def test_test_split_defaults_to_validation_file(tmp_path):
     torch.save({"x": x, "y": y}, tmp_path / "val.pt")
     dm = TensorFileDataModule(tmp_path, batch_size=4)
     assert torch.equal(next(iter(dm.test_dataloader()))[0], x)
+
+
+def test_testing_without_a_test_file_says_it_uses_the_validation_file(tmp_path):
+    for name in ("train.pt", "val.pt"):
+        torch.save({"x": torch.rand(4, 3, 2), "y": torch.arange(4) % 2}, tmp_path / name)
+    with pytest.warns(UserWarning, match="testing runs on the validation file 'val.pt'"):
+        TensorFileDataModule(tmp_path).test_dataloader()

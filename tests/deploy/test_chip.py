@@ -323,3 +323,20 @@ def test_worst_tau_is_the_one_farthest_outside_the_range():
         layer.taus.copy_(torch.tensor([0.6, 0.02, 0.9]))  # 0.1 s and 0.4 s above the 0.5 s limit
     (found,) = [v for v in check_chip(layer) if v.kind == "tau_range"]
     assert found.count == 2 and found.worst == pytest.approx(0.9)
+
+
+def test_input_encoders_run_before_the_chip_and_pass_its_checks():
+    import torch
+
+    from nwave_lightning.deploy import check_chip, to_chip
+    from nwave_lightning.deploy.graph import ChipNet, chip_graph
+    from nwave_lightning.encode import Compose, Hold, OnOff
+    from nwave_lightning.models import H1Classifier
+
+    net = H1Classifier(in_ch=3, num_classes=2, neurons_per_class=2, hidden=[6], encoder=Compose([OnOff(0.5), Hold(2)]))
+    chip = to_chip(net)
+    assert check_chip(chip) == []
+    graph = chip_graph(chip)
+    assert graph.in_features == 6 and graph.frontend  # the chip chain starts at the encoder's output
+    x = torch.randn(2, 8, 3)
+    assert all(torch.equal(a, b) for a, b in zip(chip(x)[0], ChipNet(graph)(chip.encoder(x))[0]))

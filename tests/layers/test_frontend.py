@@ -27,7 +27,8 @@ def test_analog_input_encoding_matches_the_equation(cls):
     x = torch.rand(2, 40, 3) * 1.4 - 0.2  # includes negatives and values above x_max
     frontend = cls(3)
     expected = _loop(x.double()).float()
-    assert torch.equal(frontend(x), expected)
+    with pytest.warns(UserWarning, match="negative values"):
+        assert torch.equal(frontend(x), expected)
     prepare_net(frontend)
     steps = torch.stack([frontend(x[:, t]) for t in range(x.shape[1])], 1)
     assert torch.equal(steps, expected)
@@ -69,3 +70,15 @@ def test_a_gain_above_one_over_x_max_falls_back_to_the_loop():
     out = H1v2Frontend(3, chip=chip)(x)
     assert torch.equal(out, _loop(x.double(), gain=1.5).float())
     assert out.max() <= 1.0
+
+
+def test_negative_input_warns_once_naming_on_off():
+    frontend = H1v2Frontend(2)
+    with pytest.warns(UserWarning, match=r"negative values.*nwave_lightning\.encode\.OnOff"):
+        frontend(torch.tensor([[[0.5, -0.2], [0.1, 0.3]]]))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the second negative batch stays quiet
+        frontend(torch.tensor([[[-1.0, 0.0]]]))
+        H1v2Frontend(2)(torch.rand(1, 5, 2))  # non-negative input never warns
