@@ -17,11 +17,11 @@ _EXPORTS = {
     "HPOWrapper": "wrapper",
     "MemoryGuard": "memory_guard",
     "MemoryGuardError": "memory_guard",
-    "MetricNotReportedError": "reporting",
+    "MetricNotReportedError": "results",
     "SEARCH_ALGORITHMS": "schedulers",
     "TUNE_SCHEDULERS": "schedulers",
     "TrialContext": "trial",
-    "TuneEpochReport": "reporting",
+    "TuneEpochReport": "results",
     "train_one_trial": "trial",
     "write_report": "report",
 }

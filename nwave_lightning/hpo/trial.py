@@ -9,7 +9,7 @@
 5. build the optimizer and LR scheduler (default names or custom builders);
 6. build the NWAVE callbacks (surrogate, sign annealing, early stop, best model);
 7. run ``train_fn(ctx)`` (:func:`train_one_trial` by default: Lightning +
-   :class:`~nwave_lightning.hpo.reporting.TuneEpochReport`);
+   :class:`~nwave_lightning.hpo.results.TuneEpochReport`);
 8. every epoch reports the vendor SDK's keys to Tune with ``best_model.pt`` attached.
 
 A custom ``train_fn(ctx)`` receives a :class:`TrialContext` (model, loaders,
@@ -40,7 +40,7 @@ import ray.tune
 import torch
 
 from .builders import lr_scheduler_spec, nwave_callbacks, optimizer_spec, trainer_kwargs
-from .reporting import BEST_MODEL_FILE, TRIAL_STATE_FILE, TuneEpochReport, check_metric_reported
+from .results import BEST_MODEL_FILE, TRIAL_STATE_FILE, TuneEpochReport, check_metric_reported
 from .space import SplitConfig, split_config
 
 __all__ = ["TrialContext", "TrialSpec", "fit_lightning", "run_trial", "train_one_trial", "trial_dirname"]

@@ -31,7 +31,7 @@ from ray import tune
 from .builders import check_named_choices, unused_bindings
 from .engine import ExperimentSettings, experiment_path, run_experiment
 from .memory_guard import MemoryGuard
-from .reporting import MetricNotReportedError
+from .results import MetricNotReportedError
 from .space import flatten_params, namespaced_key, parse_domain, upper_bound
 from .trial import TrialSpec, run_trial, train_one_trial
 
@@ -297,10 +297,10 @@ class HPOWrapper:
 
         Holds the selected metric and, when the trial reported it, its float / chip-ready
         twin (``val_acc`` and ``val_chip_acc``, ...; see
-        :func:`~nwave_lightning.hpo.reporting.chip_twin`) at that same epoch, and ``epoch``.
+        :func:`~nwave_lightning.hpo.results.chip_twin`) at that same epoch, and ``epoch``.
         ``describe_best(hpo.best_epoch_metrics(), hpo.settings.metric)`` prints them side by side.
         """
-        from .reporting import best_epoch_metrics
+        from .results import best_epoch_metrics
 
         return best_epoch_metrics(self.best_result("all"), self.settings.metric, self.settings.mode)
 

@@ -43,7 +43,7 @@ from ..callbacks.sign_annealing import SignAnnealing
 from ..callbacks.sign_pruning import SignPruning
 from ..chip_keys import CHIP_STAGES
 from ..deploy import check_chip, to_chip
-from ..layers.inspect import dense_weights, layers
+from ..layers.walk import dense_weights, layers
 from ..layers.sign import install_sign_parametrization, restart_sign_parametrization, sign_parametrization, unparametrized_copy
 from ..loss.output import as_loss_output
 from ..metrics import ActivityMetric

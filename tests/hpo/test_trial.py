@@ -7,7 +7,7 @@ import pytest
 import torch
 from tbparse import SummaryReader
 
-from nwave_lightning.hpo.reporting import MetricNotReportedError, TuneEpochReport
+from nwave_lightning.hpo.results import MetricNotReportedError, TuneEpochReport
 from nwave_lightning.layers.sign import install_sign_parametrization
 from nwave_lightning.hpo.trial import NamedLoss, TrialSpec, build_trial_context, train_one_trial
 from nwave_lightning.module.contract import ContractError
@@ -203,14 +203,14 @@ def test_chip_metric_of_a_net_without_h1_layers_names_the_cause(tmp_path):
     with pytest.warns(UserWarning, match="ToySNN holds no H1 layer"):
         with pytest.raises(ValueError, match=r"'val_chip_acc'.*not (logged|reported).*'val_acc'.*chip_eval=False"):
             train_one_trial(ctx)
-    from nwave_lightning.hpo.reporting import check_metric_reported
+    from nwave_lightning.hpo.results import check_metric_reported
 
     with pytest.raises(MetricNotReportedError, match=r"'val_chip_acc' not reported.*nwave_lightning\.layers unless chip_eval=False"):
         check_metric_reported("val_chip_acc", {"val_acc": 1.0, "val_loss": 0.5})
 
 
 def test_reporter_check_lists_keys():
-    from nwave_lightning.hpo.reporting import check_metric_reported
+    from nwave_lightning.hpo.results import check_metric_reported
 
     with pytest.raises(MetricNotReportedError, match=r"'val_recal' not reported.*\['val_loss', 'val_recall'\]"):
         check_metric_reported("val_recal", {"val_recall": 1.0, "val_loss": 0.5, "training_iteration": 3})

@@ -28,7 +28,7 @@ that config and the experiment settings::
     max_failures: 1
 
 Every trial rebuilds the model and datamodule from its own config through the
-same ``NWaveCLI`` as ``nwave fit`` (``nwave_lightning.cli.main(args=..., run=False)``),
+same builder as ``nwave fit`` (:func:`nwave_lightning.run.build_from_config`),
 then trains with the engine's callbacks and reports (see
 :func:`nwave_lightning.hpo.trial.fit_lightning`). Domains are the plain-YAML ones of
 :mod:`nwave_lightning.hpo.space`; list indices are path parts
@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from ..io import atomic_write
+from ..run import build_from_config
 
 __all__ = ["FIT_KEYS", "TUNE_SKIPPED_ARGS", "apply_overrides", "check_chip_metric_logged", "run_cli_trial", "tune"]
 
@@ -102,13 +103,6 @@ class CliTrialSpec:
     launch_dir: Optional[str] = None
 
 
-def build_fit_cli(config: dict):
-    """Instantiate model, datamodule and trainer from a fit config with ``nwave fit``'s own CLI."""
-    from ..cli import main
-
-    return main(args=config, run=False, save_config_callback=None)
-
-
 def _trial_config(spec: CliTrialSpec, values: Mapping[str, Any]) -> dict:
     config = apply_overrides(copy.deepcopy(spec.base_config), values)
     trainer = config.setdefault("trainer", {})
@@ -121,20 +115,20 @@ def _cli_build_and_fit(values, *, spec: CliTrialSpec, trial_dir: str, checkpoint
     import tempfile
 
     from ..callbacks import BestModelCheckpoint
-    from .reporting import BEST_MODEL_FILE
-    from .trial import TENSORBOARD_DIR, _sample_input, check_model_contract, fit_lightning
+    from ..hpo.results import BEST_MODEL_FILE
+    from ..hpo.trial import TENSORBOARD_DIR, _sample_input, check_model_contract, fit_lightning
 
-    cli = build_fit_cli(_trial_config(spec, values))
-    datamodule = cli.datamodule
-    check_model_contract(getattr(cli.model, "net", cli.model), _sample_input(None, None, datamodule))
-    trainer_init = dict(cli.config_init["trainer"])
+    run = build_from_config(_trial_config(spec, values))
+    datamodule = run.datamodule
+    check_model_contract(getattr(run.model, "net", run.model), _sample_input(None, None, datamodule))
+    trainer_init = run.trainer_kwargs
     callbacks = [cb for cb in (trainer_init.get("callbacks") or []) if not isinstance(cb, BestModelCheckpoint)]
     extra = {k: v for k, v in trainer_init.items() if k not in _TRIAL_OWNED}
     if extra.get("devices") in ("auto", -1, None):
         extra["devices"] = 1  # one process per trial; several workers go through Ray Train
     best_dir = tempfile.mkdtemp(prefix="nwave_best_")
     fit_lightning(
-        cli.model,
+        run.model,
         trainer_cfg={},
         callbacks=[*callbacks, BestModelCheckpoint(metric=spec.metric, mode=spec.mode, dirpath=best_dir)],
         metric=spec.metric,
@@ -155,11 +149,11 @@ def run_cli_trial(config: dict, spec: CliTrialSpec) -> None:
 
     import ray.tune
 
-    from .trial import current_trial_dir, enter_launch_dir
+    from ..hpo.trial import current_trial_dir, enter_launch_dir
 
     enter_launch_dir(spec)
     if spec.num_workers > 1:
-        from .distributed import run_distributed_trial
+        from ..hpo.distributed import run_distributed_trial
 
         run_distributed_trial(config, spec, build_and_fit=functools.partial(_cli_build_and_fit, spec=spec))
         return
@@ -200,7 +194,7 @@ def tune(
     resume: Union[bool, str] = False,
     report: bool = True,
 ):
-    """Tune hyper-parameters of a fit config with Ray Tune (see ``nwave_lightning.hpo.tune_cli``).
+    """Tune hyper-parameters of a fit config with Ray Tune (see ``nwave_lightning.cli.tune``).
 
     Args:
         search_space: Dotted paths into the fit config -> domain (``{choice: [...]}``,
@@ -226,9 +220,9 @@ def tune(
     """
     from ray import tune as ray_tune
 
-    from .engine import ExperimentSettings, experiment_path, run_experiment
-    from .memory_guard import MemoryGuard
-    from .space import parse_search_space, upper_bound
+    from ..hpo.engine import ExperimentSettings, experiment_path, run_experiment
+    from ..hpo.memory_guard import MemoryGuard
+    from ..hpo.space import parse_search_space, upper_bound
 
     launch, parser, namespace = _launch_config(self)
     base = {key: launch[key] for key in FIT_KEYS if key in launch}
@@ -261,8 +255,8 @@ def tune(
     )
     # Fail before launching on paths that do not exist in the config (one build from sampled values).
     try:
-        probe = build_fit_cli(_trial_config(spec, {k: _example_value(v) for k, v in space.items()}))
-    except (Exception, SystemExit) as err:  # jsonargparse exits on a bad key
+        probe = build_from_config(_trial_config(spec, {k: _example_value(v) for k, v in space.items()}))
+    except Exception as err:
         raise ValueError(
             f"search_space: a sampled config does not build ({type(err).__name__}: {err}); check the dotted "
             f"paths {sorted(space)} against `nwave tune --config <file> --print_config`"
@@ -283,7 +277,7 @@ def tune(
         max_t=upper_bound(epochs) if epochs is not None else None,
         resume=resume,
     )
-    from .reporting import MetricNotReportedError, best_epoch_metrics, describe_best
+    from ..hpo.results import MetricNotReportedError, best_epoch_metrics, describe_best
 
     reported = [r for r in results if r.metrics and metric in r.metrics]
     if not reported:
@@ -297,7 +291,7 @@ def tune(
     if best.checkpoint is not None:
         print(f"Best checkpoint: {best.checkpoint.path} (best_model.pt)")
     if report and not remote_path(exp_dir):
-        from .report import write_report
+        from ..hpo.report import write_report
 
         for name, path in write_report(exp_dir, metric, mode).items():
             print(f"Report {name}: {path}")
@@ -314,7 +308,7 @@ def check_chip_metric_logged(metric: str, model) -> None:
     Raises:
         ValueError: naming the metric, why the model does not log it, and the fix.
     """
-    from .reporting import chip_twin, is_chip_metric
+    from ..hpo.results import chip_twin, is_chip_metric
 
     chip_net = getattr(model, "chip_net", None)
     if not is_chip_metric(metric) or not callable(chip_net):
