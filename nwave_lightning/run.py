@@ -10,7 +10,7 @@ trial of either kind is a config.
 Defaults that differ from a bare Trainer: a TensorBoard logger writing to
 ``runs/<name>/version_<n>`` without the ``hp_metric`` placeholder, and (unless the config
 brings a checkpoint callback or turns checkpointing off) a ``ModelCheckpoint`` keeping
-``last.ckpt``.
+``last.ckpt``, a progress bar without Lightning's ``v_num`` column, and no summary table.
 
 Example:
     >>> run = build_from_config({
@@ -34,7 +34,7 @@ from typing import Any
 import lightning.pytorch as pl
 from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
 from .module import SNNModule
@@ -48,6 +48,9 @@ TRAINER_DEFAULTS: dict[str, Any] = {
         # hp_metric is a placeholder scalar outside the framework's key table.
         "init_args": {"save_dir": DEFAULT_LOG_DIR, "name": "nwave", "default_hp_metric": False},
     },
+    # Lightning's summary table has a FLOPs column that is 0 without example_input_array; the
+    # command prints the network's size in one line instead.
+    "enable_model_summary": False,
 }
 
 
@@ -61,15 +64,16 @@ class Run:
     trainer_kwargs: dict
 
 
-def _is_checkpoint(entry: Any) -> bool:
+def _is_a(entry: Any, kind: type) -> bool:
+    """Whether a configured callback (an instance or a class-path entry) is a ``kind``."""
     if isinstance(entry, pl.Callback):
-        return isinstance(entry, ModelCheckpoint)
+        return isinstance(entry, kind)
     class_path = getattr(entry, "class_path", None) or (entry.get("class_path") if isinstance(entry, dict) else None)
     if not class_path:
         return False
     module, _, name = str(class_path).rpartition(".")
     found = getattr(importlib.import_module(module), name, None) if module else None
-    return isinstance(found, type) and issubclass(found, ModelCheckpoint)
+    return isinstance(found, type) and issubclass(found, kind)
 
 
 class RunCLI(LightningCLI):
@@ -78,14 +82,16 @@ class RunCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         trainer = config.get("trainer")
-        if trainer is None or trainer.get("enable_checkpointing") is False:
+        if trainer is None:
             return
         callbacks = trainer.get("callbacks") or []
         callbacks = list(callbacks) if isinstance(callbacks, list) else [callbacks]
         # Lightning's implicit ModelCheckpoint keeps no last.ckpt, which `--ckpt_path last` needs.
-        if not any(_is_checkpoint(entry) for entry in callbacks):
+        if trainer.get("enable_checkpointing") is not False and not any(_is_a(entry, ModelCheckpoint) for entry in callbacks):
             callbacks.append(Namespace(class_path="lightning.pytorch.callbacks.ModelCheckpoint", init_args=Namespace(save_last=True)))
-            trainer["callbacks"] = callbacks
+        if trainer.get("enable_progress_bar") is not False and not any(_is_a(entry, ProgressBar) for entry in callbacks):
+            callbacks.append(Namespace(class_path="nwave_lightning.console.EpochProgressBar", init_args=Namespace()))
+        trainer["callbacks"] = callbacks
 
 
 def cli_kwargs(**overrides: Any) -> dict[str, Any]:

@@ -45,6 +45,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from .export import EXPORT_SKIPPED_ARGS, export as _export_subcommand, export_format
 from .tune import TUNE_SKIPPED_ARGS, tune as _tune_subcommand
 from ..chip_keys import CHIP_STAGES, chip_twin
+from .. import data as _builtin_data, models as _builtin_models  # listed in --help (known subclasses)
+from ..console import quiet_third_party
 from ..run import DEFAULT_LOG_DIR, RunCLI, cli_kwargs
 
 __all__ = ["NWaveCLI", "NWaveTrainer", "console_main", "main"]
@@ -75,6 +77,12 @@ class NWaveCLI(RunCLI):
         super().before_instantiate_classes()
         if self.subcommand:
             _resume_in_latest_version(self.config[self.subcommand])
+
+    @rank_zero_only
+    def before_fit(self) -> None:
+        net = getattr(self.model, "net", self.model)
+        count = sum(p.numel() for p in self.model.parameters())
+        print(f"Network: {type(net).__name__}, {count:,} parameters")
 
     @rank_zero_only
     def after_fit(self) -> None:
@@ -132,7 +140,29 @@ def main(args: Optional[list[str]] = None, **overrides: Any) -> Optional[NWaveCL
         args: Command-line arguments (default: ``sys.argv[1:]``), or a config dict.
         overrides: Other ``LightningCLI`` arguments.
     """
+    quiet_third_party()
+    overrides.setdefault("parser_kwargs", {"description": _builtins_text()})
     return NWaveCLI(**cli_kwargs(trainer_class=NWaveTrainer, args=args, **overrides))
+
+
+def _builtins_text() -> str:
+    """The built-in networks and datamodules, for ``--help`` (read from the packages' ``__all__``)."""
+    import inspect
+
+    from lightning.pytorch import LightningDataModule
+    from torch import nn
+
+    def names(package, kind):
+        return ", ".join(
+            f"{package.__name__}.{name}" for name in package.__all__
+            if inspect.isclass(getattr(package, name)) and issubclass(getattr(package, name), kind)
+        )
+
+    return (
+        "Train, evaluate, tune and export hardware-aware spiking networks for the NWAVE H1 cores.\n"
+        f"Built-in networks (model.init_args.net): {names(_builtin_models, nn.Module)}.\n"
+        f"Built-in datamodules (data): {names(_builtin_data, LightningDataModule)}."
+    )
 
 
 def console_main() -> None:
