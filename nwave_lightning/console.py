@@ -19,7 +19,7 @@ import warnings
 
 from lightning.pytorch.callbacks import RichProgressBar
 
-__all__ = ["EpochProgressBar", "quiet_third_party"]
+__all__ = ["EpochProgressBar", "quiet_third_party", "quiet_trial_process"]
 
 #: Warnings raised inside Lightning/torch about their own internals (message regexes).
 _THIRD_PARTY_WARNINGS = (
@@ -30,6 +30,13 @@ _THIRD_PARTY_WARNINGS = (
 def _drop_tips(record: logging.LogRecord) -> bool:
     """Lightning's advertising tips (``💡 Tip: ...``) are not about the run."""
     return not str(record.msg).startswith("💡 Tip")
+
+
+def quiet_trial_process() -> None:
+    """In a tune trial's process: also drop Lightning's and Ray's per-run info lines (device, seed, checkpoint)."""
+    quiet_third_party()
+    for name in ("lightning.pytorch", "lightning.fabric", "ray.train", "ray.tune"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def quiet_third_party() -> None:

@@ -28,6 +28,8 @@ Example:
 from __future__ import annotations
 
 import importlib
+import logging
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +39,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
+from .console import quiet_third_party
 from .module import SNNModule
 
 __all__ = ["DEFAULT_LOG_DIR", "TRAINER_DEFAULTS", "Run", "RunCLI", "build_from_config", "cli_kwargs"]
@@ -79,10 +82,14 @@ def _is_a(entry: Any, kind: type) -> bool:
 class RunCLI(LightningCLI):
     """LightningCLI with the framework's defaults (SNNModule, TensorBoard under ``runs/``, ``last.ckpt``)."""
 
+    def runs_a_fit_loop(self) -> bool:
+        """Whether this command trains or evaluates (and so gets the checkpoint and progress-bar defaults)."""
+        return True
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         trainer = config.get("trainer")
-        if trainer is None:
+        if trainer is None or not self.runs_a_fit_loop():
             return
         callbacks = trainer.get("callbacks") or []
         callbacks = list(callbacks) if isinstance(callbacks, list) else [callbacks]
@@ -115,8 +122,19 @@ def build_from_config(config: dict) -> Run:
     Raises:
         ValueError: naming what in ``config`` does not parse (a wrong key, a bad class path).
     """
+    quiet_third_party()
+    quiet = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in quiet]
     try:
-        cli = RunCLI(**cli_kwargs(args=config, run=False, save_config_callback=None))
+        for logger in quiet:  # device and seed lines belong to the run, not to building it
+            logger.setLevel(logging.WARNING)
+        with warnings.catch_warnings():
+            # LightningCLI warns (with the whole config) when args come with a command line; here they are meant to.
+            warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
+            cli = RunCLI(**cli_kwargs(args=config, run=False, save_config_callback=None))
     except SystemExit as err:  # jsonargparse reports and exits on a bad config
         raise ValueError(f"build_from_config: the config does not parse (exit status {err.code}); see the message above") from None
+    finally:
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
     return Run(cli.model, cli.datamodule, cli.trainer, dict(cli.config_init["trainer"]))

@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import re
 from typing import Any, Optional
@@ -73,8 +74,14 @@ class NWaveCLI(RunCLI):
             # model and the data: a wrong --output suffix fails before anything is loaded.
             export_format(self.config["export"].get("output"))
 
+    def runs_a_fit_loop(self) -> bool:
+        return self.subcommand in LightningCLI.subcommands()
+
     def before_instantiate_classes(self) -> None:
         super().before_instantiate_classes()
+        if not self.runs_a_fit_loop():  # tune / export: the Trainer's device and seed lines are not theirs
+            for name in ("lightning.pytorch", "lightning.fabric"):
+                logging.getLogger(name).setLevel(logging.WARNING)
         if self.subcommand:
             _resume_in_latest_version(self.config[self.subcommand])
 

@@ -35,129 +35,25 @@ then trains with the engine's callbacks and reports (see
 (``trainer.callbacks.0.init_args.end_value``).
 
 Example:
-    >>> cfg = {"model": {"init_args": {"lr": 0.001, "net": {"init_args": {"hidden": [16]}}}}}
-    >>> apply_overrides(cfg, {"model.init_args.net.init_args.hidden": [32]})["model"]["init_args"]["net"]
-    {'init_args': {'hidden': [32]}}
+    >>> sorted(TUNE_SKIPPED_ARGS), FIT_KEYS
+    (['datamodule', 'model'], ('seed_everything', 'trainer', 'model', 'data'))
 """
 
 from __future__ import annotations
 
-import copy
+import importlib.util
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from ..io import atomic_write
 from ..run import build_from_config
 
-__all__ = ["FIT_KEYS", "TUNE_SKIPPED_ARGS", "apply_overrides", "check_chip_metric_logged", "run_cli_trial", "tune"]
+__all__ = ["FIT_KEYS", "TUNE_SKIPPED_ARGS", "check_chip_metric_logged", "tune"]
 
 #: Sections of a tune config that make up each trial's fit config.
 FIT_KEYS = ("seed_everything", "trainer", "model", "data")
 #: Arguments of :func:`tune` that LightningCLI fills itself (not command-line options).
 TUNE_SKIPPED_ARGS = {"model", "datamodule"}
-# Trainer settings a trial sets itself (logging, checkpoints, progress output).
-_TRIAL_OWNED = (
-    "logger", "callbacks", "enable_checkpointing", "default_root_dir", "enable_progress_bar", "enable_model_summary",
-)
-
-
-def apply_overrides(config: dict, values: Mapping[str, Any]) -> dict:
-    """Set dotted-path values in a nested config (in place; returns it). Integers index lists."""
-    for key, value in values.items():
-        parts = str(key).split(".")
-        node = config
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise ValueError(f"search_space key {key!r}: {part!r} is not an index of a list of {len(node)}")
-                if last:
-                    node[int(part)] = value
-                else:
-                    node = node[int(part)]
-            elif isinstance(node, dict):
-                if last:
-                    node[part] = value
-                else:
-                    if node.get(part) is None:
-                        node[part] = {}
-                    node = node[part]
-            else:
-                raise ValueError(f"search_space key {key!r}: cannot descend into {'.'.join(parts[:i])!r} ({node!r})")
-    return config
-
-
-@dataclass
-class CliTrialSpec:
-    """What a ``nwave tune`` trial needs besides its sampled values."""
-
-    base_config: dict
-    metric: str
-    mode: str
-    experiment_dir: Optional[str]
-    num_workers: int = 1
-    resources_per_worker: dict = None
-    use_gpu: bool = False
-    launch_dir: Optional[str] = None
-
-
-def _trial_config(spec: CliTrialSpec, values: Mapping[str, Any]) -> dict:
-    config = apply_overrides(copy.deepcopy(spec.base_config), values)
-    trainer = config.setdefault("trainer", {})
-    # The CLI also builds a Trainer of its own; keep it from logging or checkpointing anywhere.
-    trainer["logger"], trainer["enable_checkpointing"] = False, False
-    return config
-
-
-def _cli_build_and_fit(values, *, spec: CliTrialSpec, trial_dir: str, checkpoint, report_fn=None, distributed=False):
-    import tempfile
-
-    from ..callbacks import BestModelCheckpoint
-    from ..hpo.results import BEST_MODEL_FILE
-    from ..hpo.trial import TENSORBOARD_DIR, _sample_input, check_model_contract, fit_lightning
-
-    run = build_from_config(_trial_config(spec, values))
-    datamodule = run.datamodule
-    check_model_contract(getattr(run.model, "net", run.model), _sample_input(None, None, datamodule))
-    trainer_init = run.trainer_kwargs
-    callbacks = [cb for cb in (trainer_init.get("callbacks") or []) if not isinstance(cb, BestModelCheckpoint)]
-    extra = {k: v for k, v in trainer_init.items() if k not in _TRIAL_OWNED}
-    if extra.get("devices") in ("auto", -1, None):
-        extra["devices"] = 1  # one process per trial; several workers go through Ray Train
-    best_dir = tempfile.mkdtemp(prefix="nwave_best_")
-    fit_lightning(
-        run.model,
-        trainer_cfg={},
-        callbacks=[*callbacks, BestModelCheckpoint(metric=spec.metric, mode=spec.mode, dirpath=best_dir)],
-        metric=spec.metric,
-        log_dir=os.path.join(trial_dir, TENSORBOARD_DIR),
-        best_model_path=os.path.join(best_dir, BEST_MODEL_FILE),
-        checkpoint=checkpoint,
-        hparams=dict(values),
-        datamodule=datamodule,
-        extra_trainer_kwargs=extra,
-        report_fn=report_fn,
-        distributed=distributed,
-    )
-
-
-def run_cli_trial(config: dict, spec: CliTrialSpec) -> None:
-    """Ray Tune function trainable of ``nwave tune``."""
-    import functools
-
-    import ray.tune
-
-    from ..hpo.trial import current_trial_dir, enter_launch_dir
-
-    enter_launch_dir(spec)
-    if spec.num_workers > 1:
-        from ..hpo.distributed import run_distributed_trial
-
-        run_distributed_trial(config, spec, build_and_fit=functools.partial(_cli_build_and_fit, spec=spec))
-        return
-    _cli_build_and_fit(config, spec=spec, trial_dir=current_trial_dir(spec), checkpoint=ray.tune.get_checkpoint())
 
 
 def _launch_config(trainer) -> tuple[dict, Any, Any]:
@@ -223,10 +119,18 @@ def tune(
     from ..hpo.engine import ExperimentSettings, experiment_path, run_experiment
     from ..hpo.memory_guard import MemoryGuard
     from ..hpo.space import parse_search_space, upper_bound
+    from ..hpo.trial import ConfigTrial, TrialSpec, run_trial
 
+    missing = [name for name in ("tbparse", "pandas") if report and importlib.util.find_spec(name) is None]
+    if missing:
+        raise ValueError(
+            f"report=true writes the experiment report, which needs {missing}: pip install \"nwave-lightning[report]\", "
+            "or pass --report false"
+        )
     launch, parser, namespace = _launch_config(self)
     base = {key: launch[key] for key in FIT_KEYS if key in launch}
     space = parse_search_space(search_space or {})
+    trial = ConfigTrial(base, metric, mode)
     settings = ExperimentSettings(
         metric=metric,
         mode=mode,
@@ -243,19 +147,16 @@ def tune(
         address=address,
     )
     exp_dir = experiment_path(settings)
-    spec = CliTrialSpec(
-        base_config=base,
-        metric=metric,
-        mode=mode,
-        experiment_dir=None if "://" in exp_dir else exp_dir,
+    spec = TrialSpec(
+        build_and_fit=trial,
+        experiment_dir=None if remote_path(exp_dir) else exp_dir,
         num_workers=int(workers),
         resources_per_worker=dict(settings.resources),
-        use_gpu=float(gpu) > 0,
         launch_dir=os.getcwd(),
     )
     # Fail before launching on paths that do not exist in the config (one build from sampled values).
     try:
-        probe = build_from_config(_trial_config(spec, {k: _example_value(v) for k, v in space.items()}))
+        probe = build_from_config(trial.config_for({k: _example_value(v) for k, v in space.items()}))
     except Exception as err:
         raise ValueError(
             f"search_space: a sampled config does not build ({type(err).__name__}: {err}); check the dotted "
@@ -269,7 +170,7 @@ def tune(
         os.makedirs(exp_dir, exist_ok=True)
         _save_text(os.path.join(exp_dir, "tune_config.yaml"), parser.dump(namespace, skip_none=False))
     results, _ = run_experiment(
-        ray_tune.with_parameters(run_cli_trial, spec=spec),
+        ray_tune.with_parameters(run_trial, spec=spec),
         space,
         settings,
         dataset_path=dataset_path,

@@ -26,6 +26,7 @@ from .space import domain_values
 
 __all__ = [
     "HPO_TRAINER_KEYS",
+    "TRIAL_OWNED_TRAINER_ARGS",
     "SUPPORTED_LR_SCHEDULERS",
     "SUPPORTED_OPTIMIZERS",
     "check_named_choices",
@@ -43,8 +44,11 @@ NWAVE_SCHEDULERS = ("surrogate", "sign_annealing")
 HPO_TRAINER_KEYS = ("epochs", "device", "seed", "num_workers", "checkpoint_every_epoch", "save_trainer_state")
 _DEVICES = {"cpu": "cpu", "cuda": "gpu", "gpu": "gpu", "auto": "auto", "mps": "mps"}
 _LIGHTNING_TRAINER_ARGS = frozenset(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
-# Set by the engine for every trial (logging, checkpoints, callbacks are its job).
-_RESERVED_TRAINER_ARGS = {"logger", "callbacks", "enable_checkpointing", "default_root_dir", "strategy", "plugins"}
+#: Trainer arguments every trial sets itself (logging, checkpoints, callbacks, progress output, processes).
+TRIAL_OWNED_TRAINER_ARGS = frozenset({
+    "logger", "callbacks", "enable_checkpointing", "default_root_dir", "enable_progress_bar", "enable_model_summary",
+    "strategy", "plugins",
+})
 
 
 def optimizer_spec(optim_cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -123,7 +127,7 @@ def trainer_kwargs(trainer_cfg: Mapping[str, Any]) -> tuple[dict[str, Any], list
     for key, value in trainer_cfg.items():
         if key in HPO_TRAINER_KEYS:
             continue
-        if key in _LIGHTNING_TRAINER_ARGS and key not in _RESERVED_TRAINER_ARGS:
+        if key in _LIGHTNING_TRAINER_ARGS and key not in TRIAL_OWNED_TRAINER_ARGS:
             kwargs[key] = value
         else:
             unknown.append(key)
@@ -172,7 +176,7 @@ def unused_bindings(
             notes.append(f"{key}: no metric builder named {component!r} (registered: {sorted(metric_builders)})")
         elif namespace == "nwave" and component not in NWAVE_SCHEDULERS:
             notes.append(f"{key}: no NWAVE scheduler {component!r} (known: {list(NWAVE_SCHEDULERS)})")
-        elif namespace == "trainer" and rest in _RESERVED_TRAINER_ARGS:
+        elif namespace == "trainer" and rest in TRIAL_OWNED_TRAINER_ARGS:
             notes.append(f"{key}: ignored, the HPO engine sets the Trainer's {rest!r} itself")
         elif namespace == "trainer" and rest not in HPO_TRAINER_KEYS and rest not in _LIGHTNING_TRAINER_ARGS:
             notes.append(f"{key}: not a Lightning Trainer argument nor one of {list(HPO_TRAINER_KEYS)}")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import TrialScheduler
 
 from .memory_guard import MemoryGuard, Recommendation, resolve_concurrency
+from .results import TrialLines
 from .schedulers import build_search_alg, build_tune_scheduler
 from .trial import trial_dirname
 
@@ -93,7 +95,8 @@ def connect_ray(address: str | None = None) -> None:
                     "call ray.shutdown() first or drop address="
                 )
         return
-    ray.init(address=address, include_dashboard=False, log_to_driver=True)
+    # Trial processes' output reaches this console only on a terminal: Ray prefixes it with colour codes.
+    ray.init(address=address, include_dashboard=False, log_to_driver=sys.stdout.isatty())
 
 
 def _trial_resources(settings: ExperimentSettings) -> dict[str, float]:
@@ -109,11 +112,15 @@ def _trial_resources(settings: ExperimentSettings) -> dict[str, float]:
 
 def _distributed_callbacks(settings: ExperimentSettings) -> list:
     """Multi-worker trials reserve Ray Train placement groups that a stopped trial leaves behind."""
-    if settings.num_workers <= 1:
+    if settings.num_workers <= 1 or "://" in settings.storage:
         return []
     from .distributed import ReleaseTrainResources
 
-    return [ReleaseTrainResources()]
+    return [ReleaseTrainResources(experiment_path(settings))]
+
+
+def _console(settings: ExperimentSettings) -> list:
+    return [TrialLines(settings.metric, settings.mode, settings.num_samples)] if settings.verbose == 1 else []
 
 
 def _check_cluster_has(settings: ExperimentSettings, cluster: Mapping[str, float]) -> None:
@@ -153,7 +160,7 @@ def _ray_env():
 
 
 def _owns_metric(obj: Any) -> bool:
-    return getattr(obj, "_metric", None) is not None or getattr(obj, "metric", None) is not None
+    return getattr(obj, "metric", None) is not None
 
 
 def summarize_failures(results) -> list[str]:
@@ -235,8 +242,11 @@ def run_experiment(
         failure_config=tune.FailureConfig(max_failures=int(settings.max_failures)),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         sync_config=tune.SyncConfig(sync_artifacts=remote),
-        callbacks=[CSVLoggerCallback(), JsonLoggerCallback(), *_distributed_callbacks(settings), *(callbacks or [])],
-        verbose=settings.verbose,
+        callbacks=[
+            CSVLoggerCallback(), JsonLoggerCallback(), *_distributed_callbacks(settings), *_console(settings), *(callbacks or [])
+        ],
+        # At verbose <= 1 the console gets one line per finished trial (TrialLines) instead of Ray's tables.
+        verbose=settings.verbose if settings.verbose > 1 else 0,
     )
     trainable = tune.with_resources(trainable, resources)
     path = experiment_path(settings)

@@ -33,7 +33,7 @@ from .engine import ExperimentSettings, experiment_path, run_experiment
 from .memory_guard import MemoryGuard
 from .results import MetricNotReportedError
 from .space import flatten_params, namespaced_key, parse_domain, upper_bound
-from .trial import TrialSpec, run_trial, train_one_trial
+from .trial import Builders, TrialSpec, run_trial, train_one_trial
 
 __all__ = ["HPOWrapper"]
 
@@ -224,8 +224,8 @@ class HPOWrapper:
         """``<storage_path>/<experiment_name>``: trial folders, TensorBoard events, checkpoints."""
         return experiment_path(self.settings)
 
-    def _spec(self) -> TrialSpec:
-        return TrialSpec(
+    def _spec(self, dataset_path: str | None) -> TrialSpec:
+        builders = Builders(
             model_builder=self.model_builder,
             dataset_builder=self.dataset_builder,
             train_fn=self.train_fn,
@@ -235,9 +235,12 @@ class HPOWrapper:
             mode=self.settings.mode,
             optimizer_builder=self.optimizer_builder,
             scheduler_builder=self.scheduler_builder,
+            dataset_path=dataset_path,
+        )
+        return TrialSpec(
+            build_and_fit=builders,
             experiment_dir=None if "://" in self.experiment_path else self.experiment_path,
             num_workers=self.settings.num_workers,
-            use_gpu=float(self.settings.resources.get("gpu", 0)) > 0,
             resources_per_worker=dict(self.settings.resources),
             launch_dir=os.getcwd(),
         )
@@ -262,7 +265,7 @@ class HPOWrapper:
     def run(self, dataset_path: str | None = None, resume: bool | str = False, callbacks: list | None = None):
         """Run the experiment (``resume=True``/``"auto"`` continues an interrupted one); returns the ResultGrid."""
         self.preflight()
-        trainable = tune.with_parameters(run_trial, spec=self._spec(), dataset_path=dataset_path)
+        trainable = tune.with_parameters(run_trial, spec=self._spec(dataset_path))
         data_cfg = {k.split(".", 1)[1]: v for k, v in self.param_space.items() if k.startswith("data.")}
         self.results, self.memory_recommendation = run_experiment(
             trainable,

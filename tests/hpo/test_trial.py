@@ -9,7 +9,7 @@ from tbparse import SummaryReader
 
 from nwave_lightning.hpo.results import MetricNotReportedError, TuneEpochReport
 from nwave_lightning.layers.sign import install_sign_parametrization
-from nwave_lightning.hpo.trial import NamedLoss, TrialSpec, build_trial_context, train_one_trial
+from nwave_lightning.hpo.trial import Builders, NamedLoss, build_trial_context, train_one_trial
 from nwave_lightning.module.contract import ContractError
 
 from . import seed_template as seed
@@ -49,7 +49,7 @@ SEED_CONFIG = {
 
 
 def seed_spec(metric="val_recall", mode="max", **kwargs):
-    return TrialSpec(
+    return Builders(
         model_builder=seed.build_model, dataset_builder=seed.build_datasets, train_fn=train_one_trial,
         loss_builders={"main": seed.build_main_loss},
         metric_builders={"acc": seed.build_acc_metric, "recall": seed.build_recall_metric},
@@ -149,7 +149,7 @@ def test_contract_checked_before_training(tmp_path):
         def forward(self, x):
             return x, x
 
-    spec = TrialSpec(
+    spec = Builders(
         model_builder=lambda cfg: Broken(), dataset_builder=build_toy_data, train_fn=train_one_trial,
         loss_builders={"main": build_toy_loss}, metric_builders={}, metric="val_loss", mode="min",
     )
@@ -158,7 +158,7 @@ def test_contract_checked_before_training(tmp_path):
 
 
 def test_default_train_fn_needs_main_loss(tmp_path):
-    spec = TrialSpec(
+    spec = Builders(
         model_builder=build_toy_model, dataset_builder=build_toy_data, train_fn=train_one_trial,
         loss_builders={"aux": build_toy_loss}, metric_builders={}, metric="val_loss", mode="min",
     )
@@ -168,7 +168,7 @@ def test_default_train_fn_needs_main_loss(tmp_path):
 
 
 def test_metric_not_reported_lists_keys(tmp_path):
-    spec = TrialSpec(
+    spec = Builders(
         model_builder=build_toy_model, dataset_builder=build_toy_data, train_fn=train_one_trial,
         loss_builders={"main": build_toy_loss}, metric_builders={"acc": build_toy_acc}, metric="val_recall", mode="max",
     )
@@ -195,7 +195,7 @@ def test_trial_selects_on_the_chip_ready_metric(seed_trial, tmp_path):
 
 
 def test_chip_metric_of_a_net_without_h1_layers_names_the_cause(tmp_path):
-    spec = TrialSpec(
+    spec = Builders(
         model_builder=build_toy_model, dataset_builder=build_toy_data, train_fn=train_one_trial,
         loss_builders={"main": build_toy_loss}, metric_builders={"acc": build_toy_acc}, metric="val_chip_acc", mode="max",
     )
