@@ -116,7 +116,7 @@ def tune(
     """
     from ray import tune as ray_tune
 
-    from ..hpo.engine import ExperimentSettings, experiment_path, run_experiment
+    from ..hpo.engine import ExperimentSettings, experiment_path, is_remote, run_experiment
     from ..hpo.memory_guard import MemoryGuard
     from ..hpo.space import parse_search_space, upper_bound
     from ..hpo.trial import ConfigTrial, TrialSpec, run_trial
@@ -149,7 +149,7 @@ def tune(
     exp_dir = experiment_path(settings)
     spec = TrialSpec(
         build_and_fit=trial,
-        experiment_dir=None if remote_path(exp_dir) else exp_dir,
+        experiment_dir=None if is_remote(exp_dir) else exp_dir,
         num_workers=int(workers),
         resources_per_worker=dict(settings.resources),
         launch_dir=os.getcwd(),
@@ -166,7 +166,7 @@ def tune(
     data_args = dict((base.get("data") or {}).get("init_args") or {})
     dataset_path = next((data_args[k] for k in ("data_dir", "dataset_path", "root") if data_args.get(k)), None)
     epochs = space.get("trainer.max_epochs", (base.get("trainer") or {}).get("max_epochs"))
-    if not remote_path(exp_dir):
+    if not is_remote(exp_dir):
         os.makedirs(exp_dir, exist_ok=True)
         _save_text(os.path.join(exp_dir, "tune_config.yaml"), parser.dump(namespace, skip_none=False))
     results, _ = run_experiment(
@@ -178,20 +178,15 @@ def tune(
         max_t=upper_bound(epochs) if epochs is not None else None,
         resume=resume,
     )
-    from ..hpo.results import MetricNotReportedError, best_epoch_metrics, describe_best
+    from ..hpo.results import best_epoch_metrics, best_result, describe_best
 
-    reported = [r for r in results if r.metrics and metric in r.metrics]
-    if not reported:
-
-        keys = sorted({k for r in results if r.metrics for k in r.metrics})
-        raise MetricNotReportedError(f"selected metric {metric!r} not reported by any trial; reported keys: {keys}")
-    best = results.get_best_result(metric=metric, mode=mode, scope="all")
+    best = best_result(results, metric, mode)
     # The selected metric and its float / chip-ready twin, both at the epoch best_model.pt holds.
     print("\n" + describe_best(best_epoch_metrics(best, metric, mode), metric, os.path.basename(best.path)))
     print(f"Best config: {best.config}")
     if best.checkpoint is not None:
         print(f"Best checkpoint: {best.checkpoint.path} (best_model.pt)")
-    if report and not remote_path(exp_dir):
+    if report and not is_remote(exp_dir):
         from ..hpo.report import write_report
 
         for name, path in write_report(exp_dir, metric, mode).items():
@@ -231,10 +226,6 @@ def _example_value(domain):
     if values is not None:
         return values[0]
     return domain.sample() if hasattr(domain, "sample") else domain
-
-
-def remote_path(path: str) -> bool:
-    return "://" in str(path)
 
 
 def _save_text(path: str, text: str) -> None:

@@ -22,6 +22,8 @@ from typing import Any
 
 import lightning.pytorch as pl
 
+from ..callbacks.config import NWAVE_SCHEDULERS, callbacks_from_config
+from ..module.optim import LR_SCHEDULERS, OPTIMIZERS
 from .space import domain_values
 
 __all__ = [
@@ -37,9 +39,9 @@ __all__ = [
     "unused_bindings",
 ]
 
-SUPPORTED_OPTIMIZERS = ("adam", "adamax")
-SUPPORTED_LR_SCHEDULERS = ("none", "plateau", "step", "cosine", "multistep")
-NWAVE_SCHEDULERS = ("surrogate", "sign_annealing")
+# The names SNNModule builds (one list each, in module/optim.py and callbacks/config.py).
+SUPPORTED_OPTIMIZERS = tuple(OPTIMIZERS)
+SUPPORTED_LR_SCHEDULERS = tuple(LR_SCHEDULERS)
 #: ``trainer.*`` keys read by the HPO engine itself rather than passed to Lightning.
 HPO_TRAINER_KEYS = ("epochs", "device", "seed", "num_workers", "checkpoint_every_epoch", "save_trainer_state")
 _DEVICES = {"cpu": "cpu", "cuda": "gpu", "gpu": "gpu", "auto": "auto", "mps": "mps"}
@@ -135,22 +137,23 @@ def trainer_kwargs(trainer_cfg: Mapping[str, Any]) -> tuple[dict[str, Any], list
 
 
 def nwave_callbacks(cfg, metric: str, mode: str, best_dir: str) -> dict[str, Any]:
-    """The trial's NWAVE callbacks from ``nwave.*`` / ``early_stop.*`` (absent ones are None).
+    """The trial's callbacks from ``nwave.*`` / ``early_stop.*`` (by :func:`callbacks_from_config`; absent ones are None).
 
     Returns:
         ``{"surrogate": SurrogateScheduler|None, "sign_annealing": SignAnnealing|None,
         "early_stop": NWaveEarlyStopping|None, "best_checkpoint": BestModelCheckpoint}``.
     """
-    from ..callbacks import BestModelCheckpoint, NWaveEarlyStopping, SignAnnealing, SurrogateScheduler
+    from ..callbacks import BestModelCheckpoint, NWaveEarlyStopping
 
-    surrogate = cfg.nwave.get("surrogate")
-    sign = cfg.nwave.get("sign_annealing")
-    return {
-        "surrogate": SurrogateScheduler.from_config(dict(surrogate)) if surrogate else None,
-        "sign_annealing": SignAnnealing.from_config(dict(sign)) if sign else None,
-        "early_stop": NWaveEarlyStopping.from_config(dict(cfg.early_stop)) if cfg.early_stop else None,
-        "best_checkpoint": BestModelCheckpoint(metric=metric, mode=mode, dirpath=best_dir),
-    }
+    built = callbacks_from_config(
+        nwave={name: dict(value) for name, value in cfg.nwave.items() if value},
+        early_stop=dict(cfg.early_stop) or None,
+        best={"metric": metric, "mode": mode, "dirpath": best_dir},
+    )
+    found = {name: next((cb for cb in built if isinstance(cb, kind)), None) for name, kind in NWAVE_SCHEDULERS.items()}
+    found["early_stop"] = next((cb for cb in built if isinstance(cb, NWaveEarlyStopping)), None)
+    found["best_checkpoint"] = next(cb for cb in built if isinstance(cb, BestModelCheckpoint))
+    return found
 
 
 def unused_bindings(

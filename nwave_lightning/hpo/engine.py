@@ -38,7 +38,7 @@ from .results import TrialLines
 from .schedulers import build_search_alg, build_tune_scheduler
 from .trial import trial_dirname
 
-__all__ = ["ExperimentSettings", "connect_ray", "experiment_path", "run_experiment", "summarize_failures"]
+__all__ = ["ExperimentSettings", "connect_ray", "experiment_path", "is_remote", "run_experiment", "summarize_failures"]
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,12 @@ class ExperimentSettings:
     def storage(self) -> str:
         """Absolute storage folder (``./ray_results`` by default, as in the vendor SDK's TensorBoard hint)."""
         path = self.storage_path or os.path.join(os.getcwd(), "ray_results")
-        return path if "://" in path else os.path.abspath(os.path.expanduser(path))
+        return path if is_remote(path) else os.path.abspath(os.path.expanduser(path))
+
+
+def is_remote(path: str) -> bool:
+    """Whether ``path`` is remote storage (``s3://``, ``gs://``, ...): nothing can be written there directly."""
+    return "://" in str(path)
 
 
 def experiment_path(settings: ExperimentSettings) -> str:
@@ -112,7 +117,7 @@ def _trial_resources(settings: ExperimentSettings) -> dict[str, float]:
 
 def _distributed_callbacks(settings: ExperimentSettings) -> list:
     """Multi-worker trials reserve Ray Train placement groups that a stopped trial leaves behind."""
-    if settings.num_workers <= 1 or "://" in settings.storage:
+    if settings.num_workers <= 1 or is_remote(settings.storage):
         return []
     from .distributed import ReleaseTrainResources
 
@@ -235,7 +240,7 @@ def run_experiment(
         # A fresh trial process imports torch + Lightning again (seconds); reuse them.
         reuse_actors=settings.reuse_actors,
     )
-    remote = "://" in settings.storage
+    remote = is_remote(settings.storage)
     run_config = tune.RunConfig(
         name=settings.experiment_name,
         storage_path=settings.storage,

@@ -45,6 +45,7 @@ __all__ = [
     "TrialLines",
     "TuneEpochReport",
     "best_epoch_metrics",
+    "best_result",
     "check_metric_reported",
     "chip_twin",
     "describe_best",
@@ -83,6 +84,22 @@ def check_metric_reported(metric: str, reported: Mapping[str, Any]) -> None:
         + (f". Did you mean one of {close}?" if close else "")
         + (f". {CHIP_METRIC_HINT}." if is_chip_metric(metric) else "")
     )
+
+
+def best_result(results, metric: str, mode: str, scope: str = "all"):
+    """The best trial's ``ray.tune.Result`` of a ``ResultGrid`` (``scope="all"``: best epoch; ``"last"``: last epoch).
+
+    Raises:
+        MetricNotReportedError: no trial reported ``metric`` (the message lists what they did report and their errors).
+    """
+    if not any(r.metrics and metric in r.metrics for r in results):
+        keys = sorted({k for r in results if r.metrics for k in r.metrics})
+        errors = [str(r.error).strip().splitlines()[-1] for r in results if r.error is not None]
+        raise MetricNotReportedError(
+            f"selected metric {metric!r} not reported by any trial; reported keys: {keys}"
+            + (f"; trial errors: {errors[:3]}" if errors else "")
+        )
+    return results.get_best_result(metric=metric, mode=mode, scope=scope)
 
 
 def scalar_metrics(values: Mapping[str, Any]) -> dict[str, float]:

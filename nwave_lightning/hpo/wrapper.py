@@ -29,9 +29,9 @@ from typing import Any
 from ray import tune
 
 from .builders import check_named_choices, unused_bindings
-from .engine import ExperimentSettings, experiment_path, run_experiment
+from .engine import ExperimentSettings, experiment_path, is_remote, run_experiment
 from .memory_guard import MemoryGuard
-from .results import MetricNotReportedError
+from .results import best_result
 from .space import flatten_params, namespaced_key, parse_domain, upper_bound
 from .trial import Builders, TrialSpec, run_trial, train_one_trial
 
@@ -239,7 +239,7 @@ class HPOWrapper:
         )
         return TrialSpec(
             build_and_fit=builders,
-            experiment_dir=None if "://" in self.experiment_path else self.experiment_path,
+            experiment_dir=None if is_remote(self.experiment_path) else self.experiment_path,
             num_workers=self.settings.num_workers,
             resources_per_worker=dict(self.settings.resources),
             launch_dir=os.getcwd(),
@@ -284,16 +284,7 @@ class HPOWrapper:
         """The best trial's ``ray.tune.Result`` (``scope="all"``: best epoch; ``"last"``: last epoch)."""
         if self.results is None:
             raise RuntimeError("best_result() needs a finished run(); call hpo.run(dataset_path) first")
-        metric, mode = self.settings.metric, self.settings.mode
-        reported = [r for r in self.results if r.metrics and metric in r.metrics]
-        if not reported:
-            keys = sorted({k for r in self.results if r.metrics for k in r.metrics})
-            errors = [str(r.error).strip().splitlines()[-1] for r in self.results if r.error is not None]
-            raise MetricNotReportedError(
-                f"selected metric {metric!r} not reported by any trial; reported keys: {keys}"
-                + (f"; trial errors: {errors[:3]}" if errors else "")
-            )
-        return self.results.get_best_result(metric=metric, mode=mode, scope=scope)
+        return best_result(self.results, self.settings.metric, self.settings.mode, scope)
 
     def best_epoch_metrics(self) -> dict[str, float]:
         """What the best trial reported at its best epoch (the epoch its ``best_model.pt`` holds).
