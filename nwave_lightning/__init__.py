@@ -12,8 +12,10 @@ Public import paths:
 * ``.callbacks`` — schedules, sign annealing, early stop, best model;
 * ``.data`` — LightningDataModules (synthetic tasks, digits, tensor files);
 * ``.deploy`` — chip-legal copies, their check and the export formats;
-* ``.hpo`` — Ray Tune (``HPOWrapper``, ``nwave tune``);
-* ``.cli`` — the ``nwave`` command.
+* ``.run`` — ``build_from_config``: the one way a run is built from a config;
+* ``.hpo`` — Ray Tune (``HPOWrapper``, the trials of ``nwave tune``);
+* ``.cli`` — the ``nwave`` commands (nothing in the library imports them);
+* ``.console`` — what keeps the console quiet (third-party tips, the progress bar).
 
 README.md shows them in use.
 Sub-packages are imported on demand so that ``import nwave_lightning.layers``

@@ -63,7 +63,7 @@ from nwave_lightning.data import KeywordSpottingDataModule  # noqa: E402
 from nwave_lightning.deploy import check_chip, to_chip  # noqa: E402
 from nwave_lightning.hpo import HPOWrapper, train_one_trial  # noqa: E402
 from nwave_lightning.hpo.report import write_report  # noqa: E402
-from nwave_lightning.hpo.reporting import describe_best  # noqa: E402
+from nwave_lightning.hpo.results import describe_best  # noqa: E402
 from nwave_lightning.init import fluct_init  # noqa: E402
 from nwave_lightning.loss import (  # noqa: E402
     CompositeLoss,

@@ -28,7 +28,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
 
-from ..layers.inspect import layers as h1_layers
+from ..layers.walk import layers as h1_layers
 from ._common import check_number, config_kwargs, init_keys, network
 
 __all__ = ["ActivityFigures"]

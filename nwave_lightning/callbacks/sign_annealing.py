@@ -30,7 +30,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from ..deploy import to_chip
-from ..layers.inspect import dense_weights
+from ..layers.walk import dense_weights
 from ..layers.sign import SignBlockParametrization, block_signs, install_sign_parametrization, set_sign_alpha, sign_parametrization
 from ._common import check_number, config_kwargs, init_keys, log_scalar, network
 

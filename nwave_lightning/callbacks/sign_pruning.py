@@ -47,7 +47,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from ..layers.inspect import dense_weights
+from ..layers.walk import dense_weights
 from ..layers.sign import block_signs, coherence_pct, sign_parametrization
 from ._common import config_kwargs, init_keys, log_scalar, network
 

@@ -29,7 +29,7 @@ from torch.nn.utils import parametrize
 from ..encode import Encoder
 from ..hardware import ChipSpec
 from ..layers.frontend import _H1Frontend
-from ..layers.inspect import dense_weights, layers
+from ..layers.walk import dense_weights, layers
 from ..layers.lif import _H1Layer
 from ..layers.sign import SignBlockParametrization, block_signs, deployable_matrix, unparametrized_copy
 from ..layers.synapse import _H1Synapse

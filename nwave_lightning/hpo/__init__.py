@@ -1,8 +1,11 @@
 """Hyper-parameter optimisation on Ray Tune: the vendor SDK's ``HPOWrapper`` and ``nwave tune``.
 
 ``HPOWrapper`` (Python) and ``nwave tune --config configs/tune_<x>.yaml`` (YAML) are
-two front doors to one engine (:mod:`nwave_lightning.hpo.engine`); every trial
-trains through the same ``SNNModule``, callbacks and data as ``nwave fit``.
+two front doors to one engine (:mod:`nwave_lightning.hpo.engine`) and one trial entry
+point (:func:`~nwave_lightning.hpo.trial.run_trial` with a
+:class:`~nwave_lightning.hpo.trial.TrialSpec`); every trial trains through the same
+``SNNModule``, callbacks and data as ``nwave fit``. This package knows nothing of the
+command line.
 Names are imported on first use, so ``nwave fit`` does not pay for importing Ray.
 
 Example:
@@ -14,14 +17,20 @@ Example:
 import importlib
 
 _EXPORTS = {
+    "Builders": "trial",
+    "ConfigTrial": "trial",
     "HPOWrapper": "wrapper",
     "MemoryGuard": "memory_guard",
     "MemoryGuardError": "memory_guard",
-    "MetricNotReportedError": "reporting",
+    "MetricNotReportedError": "results",
     "SEARCH_ALGORITHMS": "schedulers",
     "TUNE_SCHEDULERS": "schedulers",
     "TrialContext": "trial",
-    "TuneEpochReport": "reporting",
+    "TrialLines": "results",
+    "TrialSpec": "trial",
+    "best_result": "results",
+    "run_trial": "trial",
+    "TuneEpochReport": "results",
     "train_one_trial": "trial",
     "write_report": "report",
 }

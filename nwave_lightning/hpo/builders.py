@@ -22,10 +22,13 @@ from typing import Any
 
 import lightning.pytorch as pl
 
+from ..callbacks.config import NWAVE_SCHEDULERS, callbacks_from_config
+from ..module.optim import LR_SCHEDULERS, OPTIMIZERS
 from .space import domain_values
 
 __all__ = [
     "HPO_TRAINER_KEYS",
+    "TRIAL_OWNED_TRAINER_ARGS",
     "SUPPORTED_LR_SCHEDULERS",
     "SUPPORTED_OPTIMIZERS",
     "check_named_choices",
@@ -36,15 +39,18 @@ __all__ = [
     "unused_bindings",
 ]
 
-SUPPORTED_OPTIMIZERS = ("adam", "adamax")
-SUPPORTED_LR_SCHEDULERS = ("none", "plateau", "step", "cosine", "multistep")
-NWAVE_SCHEDULERS = ("surrogate", "sign_annealing")
+# The names SNNModule builds (one list each, in module/optim.py and callbacks/config.py).
+SUPPORTED_OPTIMIZERS = tuple(OPTIMIZERS)
+SUPPORTED_LR_SCHEDULERS = tuple(LR_SCHEDULERS)
 #: ``trainer.*`` keys read by the HPO engine itself rather than passed to Lightning.
 HPO_TRAINER_KEYS = ("epochs", "device", "seed", "num_workers", "checkpoint_every_epoch", "save_trainer_state")
 _DEVICES = {"cpu": "cpu", "cuda": "gpu", "gpu": "gpu", "auto": "auto", "mps": "mps"}
 _LIGHTNING_TRAINER_ARGS = frozenset(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
-# Set by the engine for every trial (logging, checkpoints, callbacks are its job).
-_RESERVED_TRAINER_ARGS = {"logger", "callbacks", "enable_checkpointing", "default_root_dir", "strategy", "plugins"}
+#: Trainer arguments every trial sets itself (logging, checkpoints, callbacks, progress output, processes).
+TRIAL_OWNED_TRAINER_ARGS = frozenset({
+    "logger", "callbacks", "enable_checkpointing", "default_root_dir", "enable_progress_bar", "enable_model_summary",
+    "strategy", "plugins",
+})
 
 
 def optimizer_spec(optim_cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -123,7 +129,7 @@ def trainer_kwargs(trainer_cfg: Mapping[str, Any]) -> tuple[dict[str, Any], list
     for key, value in trainer_cfg.items():
         if key in HPO_TRAINER_KEYS:
             continue
-        if key in _LIGHTNING_TRAINER_ARGS and key not in _RESERVED_TRAINER_ARGS:
+        if key in _LIGHTNING_TRAINER_ARGS and key not in TRIAL_OWNED_TRAINER_ARGS:
             kwargs[key] = value
         else:
             unknown.append(key)
@@ -131,22 +137,23 @@ def trainer_kwargs(trainer_cfg: Mapping[str, Any]) -> tuple[dict[str, Any], list
 
 
 def nwave_callbacks(cfg, metric: str, mode: str, best_dir: str) -> dict[str, Any]:
-    """The trial's NWAVE callbacks from ``nwave.*`` / ``early_stop.*`` (absent ones are None).
+    """The trial's callbacks from ``nwave.*`` / ``early_stop.*`` (by :func:`callbacks_from_config`; absent ones are None).
 
     Returns:
         ``{"surrogate": SurrogateScheduler|None, "sign_annealing": SignAnnealing|None,
         "early_stop": NWaveEarlyStopping|None, "best_checkpoint": BestModelCheckpoint}``.
     """
-    from ..callbacks import BestModelCheckpoint, NWaveEarlyStopping, SignAnnealing, SurrogateScheduler
+    from ..callbacks import BestModelCheckpoint, NWaveEarlyStopping
 
-    surrogate = cfg.nwave.get("surrogate")
-    sign = cfg.nwave.get("sign_annealing")
-    return {
-        "surrogate": SurrogateScheduler.from_config(dict(surrogate)) if surrogate else None,
-        "sign_annealing": SignAnnealing.from_config(dict(sign)) if sign else None,
-        "early_stop": NWaveEarlyStopping.from_config(dict(cfg.early_stop)) if cfg.early_stop else None,
-        "best_checkpoint": BestModelCheckpoint(metric=metric, mode=mode, dirpath=best_dir),
-    }
+    built = callbacks_from_config(
+        nwave={name: dict(value) for name, value in cfg.nwave.items() if value},
+        early_stop=dict(cfg.early_stop) or None,
+        best={"metric": metric, "mode": mode, "dirpath": best_dir},
+    )
+    found = {name: next((cb for cb in built if isinstance(cb, kind)), None) for name, kind in NWAVE_SCHEDULERS.items()}
+    found["early_stop"] = next((cb for cb in built if isinstance(cb, NWaveEarlyStopping)), None)
+    found["best_checkpoint"] = next(cb for cb in built if isinstance(cb, BestModelCheckpoint))
+    return found
 
 
 def unused_bindings(
@@ -172,7 +179,7 @@ def unused_bindings(
             notes.append(f"{key}: no metric builder named {component!r} (registered: {sorted(metric_builders)})")
         elif namespace == "nwave" and component not in NWAVE_SCHEDULERS:
             notes.append(f"{key}: no NWAVE scheduler {component!r} (known: {list(NWAVE_SCHEDULERS)})")
-        elif namespace == "trainer" and rest in _RESERVED_TRAINER_ARGS:
+        elif namespace == "trainer" and rest in TRIAL_OWNED_TRAINER_ARGS:
             notes.append(f"{key}: ignored, the HPO engine sets the Trainer's {rest!r} itself")
         elif namespace == "trainer" and rest not in HPO_TRAINER_KEYS and rest not in _LIGHTNING_TRAINER_ARGS:
             notes.append(f"{key}: not a Lightning Trainer argument nor one of {list(HPO_TRAINER_KEYS)}")

@@ -20,9 +20,9 @@ failure), the trial actor is killed and its controller with it, before the
 controller removes that group; the reservation then outlives the trial and every
 later trial waits for CPUs that never free up (Ray Train's own
 ``PlacementGroupCleaner`` needs the dashboard's state API to notice, and
-``include_dashboard=False`` clusters have none). So rank 0 records its group in
-Ray's key-value store under the trial id, and :class:`ReleaseTrainResources`, a
-Tune callback that ``run_experiment`` adds for multi-worker trials, removes it as
+``include_dashboard=False`` clusters have none). So rank 0 notes its group in the
+trial folder, and :class:`ReleaseTrainResources`, a Tune callback that
+``run_experiment`` adds for multi-worker trials on local storage, removes it as
 soon as Tune is done with the trial.
 
 Example:
@@ -41,60 +41,86 @@ import os
 import queue as queue_lib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import ray
 import ray.train
 import ray.tune
 
-__all__ = ["DRIVER_RESOURCES", "ReleaseTrainResources", "release_placement_groups", "run_distributed_trial"]
+from ..console import quiet_trial_process
+
+__all__ = [
+    "DRIVER_RESOURCES",
+    "ReleaseTrainResources",
+    "current_trial_dir",
+    "enter_launch_dir",
+    "release_placement_groups",
+    "run_distributed_trial",
+]
 
 #: Resources of the Tune trial itself when it only drives a Ray Train run
 #: (Ray cannot place an actor without any resource request).
 DRIVER_RESOURCES = {"cpu": 0.01, "gpu": 0.0}
 log = logging.getLogger(__name__)
 _POLL_S = 0.2
-# Key prefix (in Ray's internal key-value store) of the placement groups a trial's Ray Train run reserved.
-_PG_KEY = "nwave_lightning/train_pg/"
-_PG_NAMESPACE = "nwave_lightning"
+# The scratch folder Ray started this trial in (artifacts there sync to remote storage).
+_RAY_WORKING_DIR: str | None = None
+# Folder (inside the trial folder) where rank 0 notes its Ray Train placement group.
+_PG_DIR = "ray_train_placement_groups"
 
 
-def _record_placement_group(trial_id: str | None) -> None:
-    """On a Ray Train worker: remember this worker group's placement group under the Tune trial id."""
-    from ray.experimental import internal_kv
+def enter_launch_dir(launch_dir: str | None) -> None:
+    """Run the trial from the folder the experiment was launched in, so relative paths mean the same.
+
+    (Ray starts trials in a scratch folder of their own; on a node without the launch
+    folder the trial stays there.)
+    """
+    global _RAY_WORKING_DIR
+    _RAY_WORKING_DIR = os.getcwd()
+    if launch_dir and os.path.isdir(launch_dir):
+        os.chdir(launch_dir)
+
+
+def current_trial_dir(experiment_dir: str | None) -> str:
+    """The running Tune trial's folder in the experiment (shared storage), else Ray's working dir."""
+    if experiment_dir and os.path.isdir(experiment_dir):
+        path = os.path.join(experiment_dir, f"trial_{ray.tune.get_context().get_trial_id()}")
+        os.makedirs(path, exist_ok=True)
+        return path
+    return _RAY_WORKING_DIR or os.getcwd()  # synced to storage by SyncConfig(sync_artifacts=True)
+
+
+def _record_placement_group(trial_dir: str) -> None:
+    """On rank 0 of a Ray Train run: note this worker group's placement group in the trial folder."""
     from ray.util.placement_group import get_current_placement_group
 
     group = get_current_placement_group()
-    if trial_id and group is not None:
-        internal_kv._internal_kv_put(f"{_PG_KEY}{trial_id}/{group.id.hex()}", b"1", namespace=_PG_NAMESPACE)
+    if group is not None:
+        os.makedirs(os.path.join(trial_dir, _PG_DIR), exist_ok=True)
+        open(os.path.join(trial_dir, _PG_DIR, group.id.hex()), "w").close()
 
 
-def release_placement_groups(trial_ids=None) -> list[str]:
-    """Remove the placement groups recorded for ``trial_ids`` (a collection; None: every trial).
+def release_placement_groups(trial_dirs) -> list[str]:
+    """Remove the placement groups noted in ``trial_dirs`` (those Ray Train removed itself are only forgotten).
 
-    Groups that Ray Train removed itself are only forgotten. Returns the ids of the removed groups.
+    Returns the ids of the removed groups.
     """
-    from ray.experimental import internal_kv
     from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
 
-    if not internal_kv._internal_kv_initialized():
-        return []
-    wanted = None if trial_ids is None else set(trial_ids)
     removed = []
-    for key in internal_kv._internal_kv_list(_PG_KEY, namespace=_PG_NAMESPACE):
-        trial_id, _, group_hex = key.decode()[len(_PG_KEY):].partition("/")
-        if wanted is not None and trial_id not in wanted:
-            continue
-        group = PlacementGroup(ray.PlacementGroupID(bytes.fromhex(group_hex)))
-        try:
-            if placement_group_table(group).get("state") not in (None, "REMOVED"):
-                remove_placement_group(group)
-                removed.append(group_hex)
-                log.debug("released Ray Train placement group %s of trial %s", group_hex, trial_id)
-        except Exception:  # already gone (or the cluster is shutting down): nothing left to free
-            pass
-        internal_kv._internal_kv_del(key, namespace=_PG_NAMESPACE)
+    for trial_dir in trial_dirs:
+        folder = os.path.join(trial_dir, _PG_DIR)
+        for group_hex in os.listdir(folder) if os.path.isdir(folder) else []:
+            group = PlacementGroup(ray.PlacementGroupID(bytes.fromhex(group_hex)))
+            try:
+                if placement_group_table(group).get("state") not in (None, "REMOVED"):
+                    remove_placement_group(group)
+                    removed.append(group_hex)
+                    log.debug("released Ray Train placement group %s of %s", group_hex, trial_dir)
+            except Exception:  # already gone (or the cluster is shutting down): nothing left to free
+                pass
+            os.remove(os.path.join(folder, group_hex))
     return removed
 
 
@@ -108,27 +134,31 @@ class ReleaseTrainResources(ray.tune.Callback):
     IDLE_STATES = ("PAUSED", "TERMINATED", "ERROR")
     _SWEEP_S = 1.0
 
-    def __init__(self) -> None:
-        self._last_sweep = 0.0
+    def __init__(self, experiment_dir: str) -> None:
+        self.experiment_dir = experiment_dir
+        self.last_sweep = 0.0
+
+    def _release(self, trials) -> None:
+        release_placement_groups([os.path.join(self.experiment_dir, f"trial_{t.trial_id}") for t in trials])
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        release_placement_groups([trial.trial_id])
+        self._release([trial])
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        release_placement_groups([trial.trial_id])
+        self._release([trial])
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
-        release_placement_groups([trial.trial_id])  # its next attempt reserves a new group
+        self._release([trial])  # its next attempt reserves a new group
 
     def on_step_end(self, iteration, trials, **info) -> None:
         # Paused trials (HyperBand) get no callback of their own: sweep once a second.
         now = time.monotonic()
-        if now - self._last_sweep >= self._SWEEP_S:
-            self._last_sweep = now
-            release_placement_groups([t.trial_id for t in trials if t.status in self.IDLE_STATES])
+        if now - self.last_sweep >= self._SWEEP_S:
+            self.last_sweep = now
+            self._release([t for t in trials if t.status in self.IDLE_STATES])
 
     def on_experiment_end(self, trials, **info) -> None:
-        release_placement_groups([t.trial_id for t in trials])
+        self._release(trials)
 
 
 class _ForwardReports(ray.train.UserCallback):
@@ -141,53 +171,21 @@ class _ForwardReports(ray.train.UserCallback):
         self.queue.put((dict(metrics[0]), checkpoint.path if checkpoint is not None else None))
 
 
-def _worker_loop(
-    config: dict,
-    *,
-    spec,
-    dataset_path: str | None,
-    trial_dir: str,
-    build_and_fit: Callable | None,
-    trial_id: str | None = None,
-) -> None:
-    """What every Ray Train worker runs: the trial flow with DDP and ``ray.train.report``."""
-    from .trial import enter_launch_dir
-
+def _worker_loop(config: dict, *, spec, trial_dir: str) -> None:
+    """What every Ray Train worker runs: the trial's ``build_and_fit`` with DDP and ``ray.train.report``."""
+    quiet_trial_process()
     if ray.train.get_context().get_world_rank() == 0:
-        _record_placement_group(trial_id)
-    enter_launch_dir(spec)
-    checkpoint = ray.train.get_checkpoint()
-    if build_and_fit is not None:  # `nwave tune` trials build from the CLI config instead
-        build_and_fit(config, trial_dir=trial_dir, checkpoint=checkpoint, report_fn=ray.train.report, distributed=True)
-        return
-    from .trial import build_trial_context
-
-    ctx = build_trial_context(
-        config,
-        spec,
-        dataset_path,
-        trial_dir=trial_dir,
-        checkpoint=checkpoint,
-        distributed=True,
-        report_fn=ray.train.report,
-    )
-    spec.train_fn(ctx)
+        _record_placement_group(trial_dir)
+    enter_launch_dir(spec.launch_dir)
+    spec.build_and_fit(config, trial_dir=trial_dir, checkpoint=ray.train.get_checkpoint(), report_fn=ray.train.report, distributed=True)
 
 
-def run_distributed_trial(
-    config: Mapping[str, Any],
-    spec,
-    dataset_path: str | None = None,
-    *,
-    build_and_fit: Callable | None = None,
-) -> None:
-    """Run one Tune trial as a ``TorchTrainer`` of ``spec.num_workers`` workers."""
+def run_distributed_trial(config: Mapping[str, Any], spec) -> None:
+    """Run one Tune trial (a ``hpo.trial.TrialSpec``) as a ``TorchTrainer`` of ``spec.num_workers`` workers."""
     from ray.train.torch import TorchTrainer
     from ray.util.queue import Queue
 
-    from .trial import current_trial_dir
-
-    trial_dir = current_trial_dir(spec)
+    trial_dir = current_trial_dir(spec.experiment_dir)
     trial_id = ray.tune.get_context().get_trial_id()
     per_worker = {"CPU": float(spec.resources_per_worker.get("cpu", 1) or 0)}
     gpu = float(spec.resources_per_worker.get("gpu", 0) or 0)
@@ -195,14 +193,7 @@ def run_distributed_trial(
         per_worker["GPU"] = gpu
     reports = Queue(actor_options={"num_cpus": 0})
     trainer = TorchTrainer(
-        functools.partial(
-            _worker_loop,
-            spec=spec,
-            dataset_path=dataset_path,
-            trial_dir=trial_dir,
-            build_and_fit=build_and_fit,
-            trial_id=trial_id,
-        ),
+        functools.partial(_worker_loop, spec=spec, trial_dir=trial_dir),
         train_loop_config=dict(config),
         scaling_config=ray.train.ScalingConfig(
             num_workers=spec.num_workers, use_gpu=gpu > 0, resources_per_worker=per_worker

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,10 +34,11 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import TrialScheduler
 
 from .memory_guard import MemoryGuard, Recommendation, resolve_concurrency
+from .results import TrialLines
 from .schedulers import build_search_alg, build_tune_scheduler
 from .trial import trial_dirname
 
-__all__ = ["ExperimentSettings", "connect_ray", "experiment_path", "run_experiment", "summarize_failures"]
+__all__ = ["ExperimentSettings", "connect_ray", "experiment_path", "is_remote", "run_experiment", "summarize_failures"]
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +76,12 @@ class ExperimentSettings:
     def storage(self) -> str:
         """Absolute storage folder (``./ray_results`` by default, as in the vendor SDK's TensorBoard hint)."""
         path = self.storage_path or os.path.join(os.getcwd(), "ray_results")
-        return path if "://" in path else os.path.abspath(os.path.expanduser(path))
+        return path if is_remote(path) else os.path.abspath(os.path.expanduser(path))
+
+
+def is_remote(path: str) -> bool:
+    """Whether ``path`` is remote storage (``s3://``, ``gs://``, ...): nothing can be written there directly."""
+    return "://" in str(path)
 
 
 def experiment_path(settings: ExperimentSettings) -> str:
@@ -93,7 +100,8 @@ def connect_ray(address: str | None = None) -> None:
                     "call ray.shutdown() first or drop address="
                 )
         return
-    ray.init(address=address, include_dashboard=False, log_to_driver=True)
+    # Trial processes' output reaches this console only on a terminal: Ray prefixes it with colour codes.
+    ray.init(address=address, include_dashboard=False, log_to_driver=sys.stdout.isatty())
 
 
 def _trial_resources(settings: ExperimentSettings) -> dict[str, float]:
@@ -109,11 +117,15 @@ def _trial_resources(settings: ExperimentSettings) -> dict[str, float]:
 
 def _distributed_callbacks(settings: ExperimentSettings) -> list:
     """Multi-worker trials reserve Ray Train placement groups that a stopped trial leaves behind."""
-    if settings.num_workers <= 1:
+    if settings.num_workers <= 1 or is_remote(settings.storage):
         return []
     from .distributed import ReleaseTrainResources
 
-    return [ReleaseTrainResources()]
+    return [ReleaseTrainResources(experiment_path(settings))]
+
+
+def _console(settings: ExperimentSettings) -> list:
+    return [TrialLines(settings.metric, settings.mode, settings.num_samples)] if settings.verbose == 1 else []
 
 
 def _check_cluster_has(settings: ExperimentSettings, cluster: Mapping[str, float]) -> None:
@@ -153,7 +165,7 @@ def _ray_env():
 
 
 def _owns_metric(obj: Any) -> bool:
-    return getattr(obj, "_metric", None) is not None or getattr(obj, "metric", None) is not None
+    return getattr(obj, "metric", None) is not None
 
 
 def summarize_failures(results) -> list[str]:
@@ -228,15 +240,18 @@ def run_experiment(
         # A fresh trial process imports torch + Lightning again (seconds); reuse them.
         reuse_actors=settings.reuse_actors,
     )
-    remote = "://" in settings.storage
+    remote = is_remote(settings.storage)
     run_config = tune.RunConfig(
         name=settings.experiment_name,
         storage_path=settings.storage,
         failure_config=tune.FailureConfig(max_failures=int(settings.max_failures)),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         sync_config=tune.SyncConfig(sync_artifacts=remote),
-        callbacks=[CSVLoggerCallback(), JsonLoggerCallback(), *_distributed_callbacks(settings), *(callbacks or [])],
-        verbose=settings.verbose,
+        callbacks=[
+            CSVLoggerCallback(), JsonLoggerCallback(), *_distributed_callbacks(settings), *_console(settings), *(callbacks or [])
+        ],
+        # At verbose <= 1 the console gets one line per finished trial (TrialLines) instead of Ray's tables.
+        verbose=settings.verbose if settings.verbose > 1 else 0,
     )
     trainable = tune.with_resources(trainable, resources)
     path = experiment_path(settings)

@@ -8,7 +8,7 @@ then writes, each file atomically:
   selected metric and its epoch, the value of its float / chip-ready twin at that
   epoch (``val_acc_at_best_epoch`` when tuning on ``val_chip_acc``,
   ``val_chip_acc_at_best_epoch`` when tuning on ``val_acc``; see
-  :func:`~nwave_lightning.hpo.reporting.chip_twin`), last value, epochs run,
+  :func:`~nwave_lightning.hpo.results.chip_twin`), last value, epochs run,
   status, and the config (``report.md`` keeps the tuned keys: those whose value
   differs between trials);
 * ``metric_vs_params.png``: the selected metric (and its twin, hollow markers)
@@ -16,9 +16,9 @@ then writes, each file atomically:
 * ``parallel_coordinates.png``: one line per trial across the tuned
   hyper-parameters, coloured by the selected metric.
 
-Command line::
+Command line (:mod:`nwave_lightning.cli.report`)::
 
-    python -m nwave_lightning.hpo.report ray_results/h1v2_snn_hpo --metric val_recall --mode max
+    python -m nwave_lightning.cli.report ray_results/h1v2_snn_hpo --metric val_recall --mode max
 
 Example:
     >>> import pandas as pd
@@ -31,7 +31,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -40,7 +39,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ..io import atomic_write
-from .reporting import chip_twin, is_chip_metric
+from .results import chip_twin, is_chip_metric
 
 __all__ = [
     "experiment_table",
@@ -293,24 +292,3 @@ def write_report(
         "parallel_coordinates": plot_parallel_coordinates(table, metric, os.path.join(out_dir, "parallel_coordinates.png")),
     }
     return paths
-
-
-def main(argv: Sequence[str] | None = None) -> dict[str, str]:
-    """``python -m nwave_lightning.hpo.report EXPERIMENT_DIR --metric ... --mode ...``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("experiment_dir", help="<storage_path>/<experiment_name>")
-    parser.add_argument("--metric", required=True, help="selected metric (a logged TensorBoard tag)")
-    parser.add_argument("--mode", default="max", choices=["min", "max"])
-    parser.add_argument("--out", default=None, help="output folder (default <experiment_dir>/report)")
-    parser.add_argument("--top", type=int, default=None, help="rows in report.md (all in report.csv)")
-    args = parser.parse_args(argv)
-    paths = write_report(args.experiment_dir, args.metric, args.mode, args.out, args.top)
-    table = pd.read_csv(paths["csv"])
-    print(table.head(args.top or 10).to_string(index=False))
-    for name, path in paths.items():
-        print(f"{name}: {path}")
-    return paths
-
-
-if __name__ == "__main__":
-    main()

@@ -41,6 +41,7 @@ __all__ = [
     "NESTED_NAMESPACES",
     "YAML_DOMAINS",
     "SplitConfig",
+    "apply_overrides",
     "domain_values",
     "flatten_params",
     "is_tunable",
@@ -245,3 +246,34 @@ def upper_bound(value: Any) -> float | None:
     if isinstance(upper, (int, float)) and math.isfinite(upper):
         return upper
     return None
+
+
+def apply_overrides(config: dict, values: Mapping[str, Any]) -> dict:
+    """Set dotted-path values in a nested config (in place; returns it). Integers index lists.
+
+    >>> cfg = {"model": {"init_args": {"lr": 0.001, "net": {"init_args": {"hidden": [16]}}}}}
+    >>> apply_overrides(cfg, {"model.init_args.net.init_args.hidden": [32]})["model"]["init_args"]["net"]
+    {'init_args': {'hidden': [32]}}
+    """
+    for key, value in values.items():
+        parts = str(key).split(".")
+        node = config
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ValueError(f"search_space key {key!r}: {part!r} is not an index of a list of {len(node)}")
+                if last:
+                    node[int(part)] = value
+                else:
+                    node = node[int(part)]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    if node.get(part) is None:
+                        node[part] = {}
+                    node = node[part]
+            else:
+                raise ValueError(f"search_space key {key!r}: cannot descend into {'.'.join(parts[:i])!r} ({node!r})")
+    return config

@@ -9,7 +9,7 @@
 5. build the optimizer and LR scheduler (default names or custom builders);
 6. build the NWAVE callbacks (surrogate, sign annealing, early stop, best model);
 7. run ``train_fn(ctx)`` (:func:`train_one_trial` by default: Lightning +
-   :class:`~nwave_lightning.hpo.reporting.TuneEpochReport`);
+   :class:`~nwave_lightning.hpo.results.TuneEpochReport`);
 8. every epoch reports the vendor SDK's keys to Tune with ``best_model.pt`` attached.
 
 A custom ``train_fn(ctx)`` receives a :class:`TrialContext` (model, loaders,
@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import tempfile
@@ -39,16 +40,17 @@ import lightning.pytorch as pl
 import ray.tune
 import torch
 
-from .builders import lr_scheduler_spec, nwave_callbacks, optimizer_spec, trainer_kwargs
-from .reporting import BEST_MODEL_FILE, TRIAL_STATE_FILE, TuneEpochReport, check_metric_reported
-from .space import SplitConfig, split_config
+from ..console import quiet_trial_process
+from ..run import build_from_config
+from .builders import TRIAL_OWNED_TRAINER_ARGS, lr_scheduler_spec, nwave_callbacks, optimizer_spec, trainer_kwargs
+from .distributed import current_trial_dir, enter_launch_dir, run_distributed_trial
+from .results import BEST_MODEL_FILE, TRIAL_STATE_FILE, TuneEpochReport, check_metric_reported
+from .space import SplitConfig, apply_overrides, split_config
 
-__all__ = ["TrialContext", "TrialSpec", "fit_lightning", "run_trial", "train_one_trial", "trial_dirname"]
+__all__ = ["Builders", "ConfigTrial", "TrialContext", "TrialSpec", "fit_lightning", "run_trial", "train_one_trial", "trial_dirname"]
 
 #: Folder (inside the trial folder) holding the trial's TensorBoard events.
 TENSORBOARD_DIR = "tensorboard"
-# The scratch folder Ray started this trial in (artifacts there sync to remote storage).
-_RAY_WORKING_DIR: str | None = None
 
 
 def trial_dirname(trial) -> str:
@@ -58,10 +60,27 @@ def trial_dirname(trial) -> str:
 
 @dataclass
 class TrialSpec:
-    """What every trial needs besides its config (shipped to the trial processes)."""
+    """What every Tune trial gets besides its sampled config (shipped to the trial processes).
 
-    model_builder: Callable | None
-    dataset_builder: Callable | None
+    ``build_and_fit(config, *, trial_dir, checkpoint, report_fn, distributed)`` builds and
+    trains one trial: a :class:`ConfigTrial` (``nwave tune``) or a :class:`Builders`
+    (``HPOWrapper``). :func:`run_trial` calls it in the trial process, or on every Ray
+    Train worker when ``num_workers > 1``.
+    """
+
+    build_and_fit: Callable[..., Any]
+    experiment_dir: str | None = None
+    num_workers: int = 1
+    resources_per_worker: dict[str, float] = field(default_factory=dict)
+    launch_dir: str | None = None
+
+
+@dataclass
+class Builders:
+    """An ``HPOWrapper`` trial: the vendor SDK's builders applied to the namespaced config (steps 1-8)."""
+
+    model_builder: Callable
+    dataset_builder: Callable
     train_fn: Callable
     loss_builders: Mapping[str, Callable]
     metric_builders: Mapping[str, Callable]
@@ -69,11 +88,54 @@ class TrialSpec:
     mode: str
     optimizer_builder: Callable | None = None
     scheduler_builder: Callable | None = None
-    experiment_dir: str | None = None
-    num_workers: int = 1
-    use_gpu: bool = False
-    resources_per_worker: dict = field(default_factory=dict)
-    launch_dir: str | None = None
+    dataset_path: str | None = None
+
+    def __call__(self, config, *, trial_dir: str, checkpoint=None, report_fn=None, distributed: bool = False) -> None:
+        ctx = build_trial_context(
+            config, self, self.dataset_path, trial_dir=trial_dir, checkpoint=checkpoint, report_fn=report_fn, distributed=distributed
+        )
+        self.train_fn(ctx)
+
+
+@dataclass
+class ConfigTrial:
+    """An ``nwave tune`` trial: the fit config with the sampled dotted-path values, built by ``build_from_config``."""
+
+    base_config: dict
+    metric: str
+    mode: str
+
+    def config_for(self, values: Mapping[str, Any]) -> dict:
+        """The trial's fit config (the trial owns logging, checkpoints and progress output)."""
+        config = apply_overrides(copy.deepcopy(self.base_config), values)
+        trainer = config.setdefault("trainer", {})
+        trainer["logger"], trainer["enable_checkpointing"], trainer["enable_progress_bar"] = False, False, False
+        return config
+
+    def __call__(self, values, *, trial_dir: str, checkpoint=None, report_fn=None, distributed: bool = False) -> None:
+        from ..callbacks import BestModelCheckpoint
+
+        run = build_from_config(self.config_for(values))
+        check_model_contract(getattr(run.model, "net", run.model), _sample_input(None, None, run.datamodule))
+        callbacks = [cb for cb in (run.trainer_kwargs.get("callbacks") or []) if not isinstance(cb, BestModelCheckpoint)]
+        extra = {k: v for k, v in run.trainer_kwargs.items() if k not in TRIAL_OWNED_TRAINER_ARGS}
+        if extra.get("devices") in ("auto", -1, None):
+            extra["devices"] = 1  # one process per trial; several workers go through Ray Train
+        best_dir = tempfile.mkdtemp(prefix="nwave_best_")
+        fit_lightning(
+            run.model,
+            trainer_cfg={},
+            callbacks=[*callbacks, BestModelCheckpoint(metric=self.metric, mode=self.mode, dirpath=best_dir)],
+            metric=self.metric,
+            log_dir=os.path.join(trial_dir, TENSORBOARD_DIR),
+            best_model_path=os.path.join(best_dir, BEST_MODEL_FILE),
+            checkpoint=checkpoint,
+            hparams=dict(values),
+            datamodule=run.datamodule,
+            extra_trainer_kwargs=extra,
+            report_fn=report_fn,
+            distributed=distributed,
+        )
 
 
 @dataclass
@@ -82,7 +144,7 @@ class TrialContext:
 
     config: dict
     cfg: SplitConfig
-    spec: TrialSpec
+    spec: Builders
     model: torch.nn.Module
     train_loader: Any = None
     val_loader: Any = None
@@ -130,28 +192,6 @@ class TrialContext:
             self._reported_once = True
         checkpoint = ray.tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         (self.report_fn or ray.tune.report)(dict(metrics), checkpoint=checkpoint)
-
-
-def enter_launch_dir(spec) -> None:
-    """Run the trial from the folder ``run()`` was called in, so relative paths mean the same.
-
-    (Ray starts trials in a scratch folder of their own; on a node without that folder
-    the trial stays there.)
-    """
-    global _RAY_WORKING_DIR
-    _RAY_WORKING_DIR = os.getcwd()
-    launch_dir = getattr(spec, "launch_dir", None)
-    if launch_dir and os.path.isdir(launch_dir):
-        os.chdir(launch_dir)
-
-
-def current_trial_dir(spec: TrialSpec) -> str:
-    """The running Tune trial's folder in the experiment (shared storage), else Ray's working dir."""
-    if spec.experiment_dir and os.path.isdir(spec.experiment_dir):
-        path = os.path.join(spec.experiment_dir, f"trial_{ray.tune.get_context().get_trial_id()}")
-        os.makedirs(path, exist_ok=True)
-        return path
-    return _RAY_WORKING_DIR or os.getcwd()  # synced to storage by SyncConfig(sync_artifacts=True)
 
 
 def _split_data(data: Any) -> tuple[Any, Any, Any]:
@@ -226,7 +266,7 @@ def _build_optimizers(ctx: TrialContext, max_epochs: int | None) -> None:
 
 def build_trial_context(
     config: Mapping[str, Any],
-    spec: TrialSpec,
+    spec: Builders,
     dataset_path: str | None,
     *,
     trial_dir: str,
@@ -397,15 +437,11 @@ def train_one_trial(ctx: TrialContext) -> pl.Trainer:
     )
 
 
-def run_trial(config: dict, spec: TrialSpec, dataset_path: str | None = None) -> None:
-    """The Ray Tune function trainable behind every ``HPOWrapper`` trial."""
-    enter_launch_dir(spec)
+def run_trial(config: dict, spec: TrialSpec) -> None:
+    """The Ray Tune function trainable of every trial (``HPOWrapper`` and ``nwave tune``)."""
+    quiet_trial_process()
+    enter_launch_dir(spec.launch_dir)
     if spec.num_workers > 1:
-        from .distributed import run_distributed_trial
-
-        run_distributed_trial(config, spec, dataset_path)
+        run_distributed_trial(config, spec)
         return
-    ctx = build_trial_context(
-        config, spec, dataset_path, trial_dir=current_trial_dir(spec), checkpoint=ray.tune.get_checkpoint()
-    )
-    spec.train_fn(ctx)
+    spec.build_and_fit(config, trial_dir=current_trial_dir(spec.experiment_dir), checkpoint=ray.tune.get_checkpoint())

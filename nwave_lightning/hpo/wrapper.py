@@ -29,11 +29,11 @@ from typing import Any
 from ray import tune
 
 from .builders import check_named_choices, unused_bindings
-from .engine import ExperimentSettings, experiment_path, run_experiment
+from .engine import ExperimentSettings, experiment_path, is_remote, run_experiment
 from .memory_guard import MemoryGuard
-from .reporting import MetricNotReportedError
+from .results import best_result
 from .space import flatten_params, namespaced_key, parse_domain, upper_bound
-from .trial import TrialSpec, run_trial, train_one_trial
+from .trial import Builders, TrialSpec, run_trial, train_one_trial
 
 __all__ = ["HPOWrapper"]
 
@@ -224,8 +224,8 @@ class HPOWrapper:
         """``<storage_path>/<experiment_name>``: trial folders, TensorBoard events, checkpoints."""
         return experiment_path(self.settings)
 
-    def _spec(self) -> TrialSpec:
-        return TrialSpec(
+    def _spec(self, dataset_path: str | None) -> TrialSpec:
+        builders = Builders(
             model_builder=self.model_builder,
             dataset_builder=self.dataset_builder,
             train_fn=self.train_fn,
@@ -235,9 +235,12 @@ class HPOWrapper:
             mode=self.settings.mode,
             optimizer_builder=self.optimizer_builder,
             scheduler_builder=self.scheduler_builder,
-            experiment_dir=None if "://" in self.experiment_path else self.experiment_path,
+            dataset_path=dataset_path,
+        )
+        return TrialSpec(
+            build_and_fit=builders,
+            experiment_dir=None if is_remote(self.experiment_path) else self.experiment_path,
             num_workers=self.settings.num_workers,
-            use_gpu=float(self.settings.resources.get("gpu", 0)) > 0,
             resources_per_worker=dict(self.settings.resources),
             launch_dir=os.getcwd(),
         )
@@ -262,7 +265,7 @@ class HPOWrapper:
     def run(self, dataset_path: str | None = None, resume: bool | str = False, callbacks: list | None = None):
         """Run the experiment (``resume=True``/``"auto"`` continues an interrupted one); returns the ResultGrid."""
         self.preflight()
-        trainable = tune.with_parameters(run_trial, spec=self._spec(), dataset_path=dataset_path)
+        trainable = tune.with_parameters(run_trial, spec=self._spec(dataset_path))
         data_cfg = {k.split(".", 1)[1]: v for k, v in self.param_space.items() if k.startswith("data.")}
         self.results, self.memory_recommendation = run_experiment(
             trainable,
@@ -281,26 +284,17 @@ class HPOWrapper:
         """The best trial's ``ray.tune.Result`` (``scope="all"``: best epoch; ``"last"``: last epoch)."""
         if self.results is None:
             raise RuntimeError("best_result() needs a finished run(); call hpo.run(dataset_path) first")
-        metric, mode = self.settings.metric, self.settings.mode
-        reported = [r for r in self.results if r.metrics and metric in r.metrics]
-        if not reported:
-            keys = sorted({k for r in self.results if r.metrics for k in r.metrics})
-            errors = [str(r.error).strip().splitlines()[-1] for r in self.results if r.error is not None]
-            raise MetricNotReportedError(
-                f"selected metric {metric!r} not reported by any trial; reported keys: {keys}"
-                + (f"; trial errors: {errors[:3]}" if errors else "")
-            )
-        return self.results.get_best_result(metric=metric, mode=mode, scope=scope)
+        return best_result(self.results, self.settings.metric, self.settings.mode, scope)
 
     def best_epoch_metrics(self) -> dict[str, float]:
         """What the best trial reported at its best epoch (the epoch its ``best_model.pt`` holds).
 
         Holds the selected metric and, when the trial reported it, its float / chip-ready
         twin (``val_acc`` and ``val_chip_acc``, ...; see
-        :func:`~nwave_lightning.hpo.reporting.chip_twin`) at that same epoch, and ``epoch``.
+        :func:`~nwave_lightning.hpo.results.chip_twin`) at that same epoch, and ``epoch``.
         ``describe_best(hpo.best_epoch_metrics(), hpo.settings.metric)`` prints them side by side.
         """
-        from .reporting import best_epoch_metrics
+        from .results import best_epoch_metrics
 
         return best_epoch_metrics(self.best_result("all"), self.settings.metric, self.settings.mode)
 

@@ -42,7 +42,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ..hardware import weights_out_of_range
-from ..layers.inspect import synapse_layer_pairs
+from ..layers.walk import synapse_layer_pairs
 from .capture import batch_inputs, record
 from .measure import burn_in_steps, slowest_time_constant
 from .refine import Measured, efficacy_matrix, measure_layer, refine
@@ -183,7 +183,7 @@ def fluct_init(
 
     Args:
         model: Any module built from H1 blocks; pairs come from
-            :func:`nwave_lightning.layers.inspect.synapse_layer_pairs` (honours
+            :func:`nwave_lightning.layers.walk.synapse_layer_pairs` (honours
             ``model.layer_pairs``; several synapses may feed one layer). Its
             forward may return lists or tensors: only hooks are used.
         loader: Iterable of batches ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, meta)``

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .inspect import DenseWeight, dense_weights
+from .walk import DenseWeight, dense_weights
 
 __all__ = [
     "SignBlockParametrization",

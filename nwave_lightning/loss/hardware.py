@@ -1,7 +1,7 @@
 """Hardware regularisers: soft weight range and row-block sign coherence.
 
 Both act on the model's dense H1 matrices, i.e. every synapse ``weight`` and
-every RC layer's ``recurrent_weights`` (:func:`nwave_lightning.layers.inspect.dense_weights`).
+every RC layer's ``recurrent_weights`` (:func:`nwave_lightning.layers.walk.dense_weights`).
 Weights are read with ``getattr(module, attr)``, so a matrix under a
 ``torch.nn.utils.parametrize`` parametrisation (sign annealing) is penalised
 as the network actually uses it.
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..layers.frontend import _H1Frontend
-from ..layers.inspect import DenseWeight, dense_weights, frontends
+from ..layers.walk import DenseWeight, dense_weights, frontends
 from ..layers.sign import minority_sign_mass
 from ._checks import check_finite
 

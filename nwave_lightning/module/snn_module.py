@@ -23,16 +23,16 @@ Example:
     >>> sorted(k for k in trainer.logged_metrics if k.startswith("val"))[:6]
     ['val/acc', 'val/layer_0/dead_neurons', 'val/layer_0/dead_neurons_fraction', 'val/layer_0/firing_rate', 'val/layer_0/membrane_mean', 'val/layer_0/membrane_var']
     >>> sorted(k for k in trainer.logged_metrics if not k.startswith(("train", "val/layer")))
-    ['epoch', 'lr', 'val/acc', 'val/population/mse', 'val/population/total', 'val/total', 'val_acc', 'val_chip_acc', 'val_chip_loss', 'val_loss']
+    ['epoch', 'lr', 'step', 'val/acc', 'val/population/mse', 'val/population/total', 'val/total', 'val_acc', 'val_chip_acc', 'val_chip_loss', 'val_loss']
 """
 
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any, Callable, Optional, Union
 
 import lightning.pytorch as pl
-from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 import torch
 from torch import nn
@@ -43,7 +43,7 @@ from ..callbacks.sign_annealing import SignAnnealing
 from ..callbacks.sign_pruning import SignPruning
 from ..chip_keys import CHIP_STAGES
 from ..deploy import check_chip, to_chip
-from ..layers.inspect import dense_weights, layers
+from ..layers.walk import dense_weights, layers
 from ..layers.sign import install_sign_parametrization, restart_sign_parametrization, sign_parametrization, unparametrized_copy
 from ..loss.output import as_loss_output
 from ..metrics import ActivityMetric
@@ -69,15 +69,6 @@ def _plain_data(value: Any) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and _plain_data(v) for k, v in value.items())
     return False
-
-
-def _cli_hparams() -> Optional[dict]:
-    """The config dicts LightningCLI passes while it instantiates the module, if any."""
-    try:  # private but stable across Lightning 2.3-2.6 (pinned <2.7 in pyproject)
-        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
-    except ImportError:
-        return None
-    return _given_hyperparameters.get()
 
 
 def _default_sign_annealing(spec: Union[bool, dict[str, Any]]) -> Optional[SignAnnealing]:
@@ -234,14 +225,11 @@ class SNNModule(pl.LightningModule):
         # load_from_checkpoint rebuilds net/loss/metrics. Objects built in Python are left
         # out instead (pass them again to load_from_checkpoint): pickled objects would make
         # the checkpoint unloadable with torch.load(weights_only=True).
-        from_cli = _cli_hparams() is not None
-        ignore = [] if from_cli else [key for key, value in init_args.items() if not _plain_data(value)]
-        self.save_hyperparameters(ignore=ignore, frame=inspect.currentframe().f_back)
-        unsafe = [key for key, value in self.hparams.items() if not _plain_data(value)]
-        if unsafe:
-            self.remove_ignored_hparams(unsafe)
-            for key in unsafe:
-                self._hparams_initial.pop(key, None)
+        frame = inspect.currentframe().f_back
+        objects = [key for key, value in init_args.items() if not _plain_data(value)]
+        self.save_hyperparameters(ignore=objects, frame=frame)
+        if "_class_path" in self.hparams:  # LightningCLI gave its config (plain data): keep all of it
+            self.save_hyperparameters(frame=frame)
 
     def _build_metrics(self, metrics: dict, activity: bool) -> None:
         self.metric_names: list[str] = []
@@ -280,12 +268,23 @@ class SNNModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         self._check_class_count(self.trainer.datamodule)
-        # Before the strategy wraps the model: under DDP, rank 0's initialised weights are broadcast.
-        if stage == "fit" and self.fluct_init_kwargs is not None and not self._fluct_done:
-            self._run_fluct_init()
-            self._fluct_done = True
         if self.chip_eval and self._chip_ready is None:
             self._chip_ready = _chip_ready_copy_exists(self.net)
+        if self.trainer.world_size > 1:
+            # Epoch values are reduced over ranks (EpochMeans, torchmetrics) before they are
+            # logged, so Lightning's advice to sync them again does not apply to these keys.
+            warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\('(step|epoch|lr|(train|val|test)[_/])")
+
+    def on_train_start(self) -> None:
+        # The training loader exists from here on (trainer.train_dataloader). A resumed run
+        # (ckpt_path) already holds its trained weights: fluct_init only starts fresh runs.
+        if self.fluct_init_kwargs is None or self._fluct_done or self.trainer.ckpt_path is not None:
+            return
+        self._run_fluct_init()
+        self._fluct_done = True
+        if self.trainer.world_size > 1:  # each rank saw its own shard: every rank takes rank 0's weights
+            state = self.trainer.strategy.broadcast({k: v.cpu() for k, v in self.net.state_dict().items()}, src=0)
+            self.net.load_state_dict(state)
 
     def _check_class_count(self, datamodule: Any) -> None:
         """Before any step: a datamodule with more classes than the net's readout cannot be trained on."""
@@ -338,23 +337,10 @@ class SNNModule(pl.LightningModule):
                 parametrize.remove_parametrizations(entry.module, entry.attr, leave_parametrized=False)
 
     def _training_loader(self):
-        if self.trainer.datamodule is not None:
-            return self.trainer.datamodule.train_dataloader()
-        source = getattr(self.trainer.fit_loop, "_data_source", None)  # loaders passed to fit()
-        loader = source.dataloader() if source is not None and source.is_defined() else None
+        loader = self.trainer.train_dataloader
         if loader is None:
             raise ValueError("SNNModule: fluct_init needs the training loader; pass a datamodule or train_dataloaders to fit().")
         return loader
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning names the running hook on the module (``_current_fx_name``) some 40 times
-        # per optimizer step. nn.Module.__setattr__ first checks the parameter, buffer and
-        # submodule tables (~7 us a call): about 9 % of a small SNN's epoch on a CPU. The
-        # name is never a parameter, buffer or module, so a plain attribute write is exact.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
 
     # -- forward and steps -------------------------------------------------
     def forward(self, x: torch.Tensor):
@@ -437,12 +423,6 @@ class SNNModule(pl.LightningModule):
         if "net" in self._chip_copy:
             self._shared_step(batch, CHIP_STAGES["test"], self._chip_copy["net"])
 
-    def on_validation_epoch_start(self) -> None:
-        self._hold_chip_copy()
-
-    def on_test_epoch_start(self) -> None:
-        self._hold_chip_copy()
-
     def _hold_chip_copy(self) -> None:
         self._chip_copy.clear()
         chip = self.chip_net()
@@ -470,7 +450,14 @@ class SNNModule(pl.LightningModule):
 
     # -- epoch-level logging -----------------------------------------------
     def _reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        return self.trainer.strategy.reduce(tensor, reduce_op="sum") if self._trainer is not None else tensor
+        trainer = self._attached_trainer()
+        return trainer.strategy.reduce(tensor, reduce_op="sum") if trainer is not None else tensor
+
+    def _attached_trainer(self) -> Optional[pl.Trainer]:
+        try:
+            return self.trainer
+        except RuntimeError:  # not attached to a Trainer (a module used on its own)
+            return None
 
     def _log_epoch(self, stage: str, extra: Optional[dict[str, float]] = None) -> None:
         values = self._epoch_values(stage, extra)
@@ -478,7 +465,7 @@ class SNNModule(pl.LightningModule):
         if chip_stage is not None and self._chip_copy.pop("net", None) is not None:
             # Dropped here, rebuilt from the current weights at the next evaluation.
             values.update(self._epoch_values(chip_stage))
-        self._emit(stage, {key: torch.as_tensor(value, dtype=torch.float32).reshape(()) for key, value in values.items()})
+        self._publish(stage, {key: torch.as_tensor(value, dtype=torch.float32).reshape(()) for key, value in values.items()})
 
     def _epoch_values(self, stage: str, extra: Optional[dict[str, float]] = None) -> dict[str, Any]:
         """The epoch's values of ``stage``; chip stages give only ``<stage>_loss`` and ``<stage>_<metric>``."""
@@ -515,34 +502,19 @@ class SNNModule(pl.LightningModule):
             self.activity[f"{stage}_activity"].reset()
         return values
 
-    def _emit(self, stage: str, values: dict[str, torch.Tensor]) -> None:
-        """Publish epoch values (already reduced over ranks) to loggers, callbacks and the progress bar.
+    def _publish(self, stage: str, values: dict[str, torch.Tensor]) -> None:
+        """Log the epoch's values (already reduced over ranks) with the epoch (1-based) as the logger's step.
 
-        While fitting, values go straight to ``logger.log_metrics`` at step = epoch and
-        into ``trainer.callback_metrics``: one ``self.log`` per key costs a millisecond or
-        more, a tenth of a small SNN's epoch once there are dozens of activity keys.
-        Validate/test runs use ``self.log`` so that ``trainer.validate/test`` return them.
+        Called at the epoch's last batch, so that callbacks read the current epoch's values
+        in their ``on_<stage>_epoch_end`` (Lightning runs those before the module's).
         """
-        shown = {key for key in values if key == f"{stage}_loss" or (stage != "train" and key.startswith(f"{stage}_"))}
-        step = float(self.current_epoch + 1)
-        if self.trainer.state.fn != TrainerFn.FITTING:
-            for key, value in values.items():
-                self.log(key, value, on_step=False, on_epoch=True, sync_dist=False, prog_bar=key in shown)
-            self.log("step", step, on_step=False, on_epoch=True)
-            return
         if self.trainer.sanity_checking:
             return
-        scalars = {key: float(value) for key, value in values.items()}
-        for logger in self.loggers:  # rank-zero-only methods
-            logger.log_metrics(scalars, step=int(step))
-            logger.save()
-        self.trainer.callback_metrics.update(values)  # the connector's persistent dict
-        self.trainer.logged_metrics.update(values)
-        self.trainer.progress_bar_metrics.update({key: scalars[key] for key in shown})
-        # Keys that callbacks log through self.log get the same x axis (the epoch). Only a
-        # logger reads it, and a first self.log per epoch costs ~1.5 ms: skip it without one.
-        if self.loggers:
-            self.log("step", step, on_step=False, on_epoch=True)
+        shown = {key for key in values if key == f"{stage}_loss" or (stage != "train" and key.startswith(f"{stage}_"))}
+        common = dict(on_step=False, on_epoch=True, sync_dist=False, batch_size=1)
+        self.log_dict({key: value for key, value in values.items() if key in shown}, prog_bar=True, **common)
+        self.log_dict({key: value for key, value in values.items() if key not in shown}, **common)
+        self.log("step", float(self.current_epoch + 1), **common)  # the x axis of every key of the epoch
 
     def on_train_epoch_start(self) -> None:
         # Lightning steps epoch schedulers right after the last batch, before the epoch-end
@@ -566,11 +538,37 @@ class SNNModule(pl.LightningModule):
         self._log_epoch("train", {"epoch": float(self.current_epoch + 1), "lr": self._epoch_lr})
         self._train_epoch_logged = True
 
+    def on_validation_batch_end(self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._close_at_last_batch("val", batch_idx, dataloader_idx)
+
+    def on_test_batch_end(self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._close_at_last_batch("test", batch_idx, dataloader_idx)
+
+    def _close_at_last_batch(self, stage: str, batch_idx: int, dataloader_idx: int) -> None:
+        # Callbacks' on_<stage>_epoch_end runs before the module's: log the epoch at its last batch.
+        if self.trainer.sanity_checking:
+            counts = self.trainer.num_sanity_val_batches
+        else:
+            counts = self.trainer.num_val_batches if stage == "val" else self.trainer.num_test_batches
+        if dataloader_idx == len(counts) - 1 and batch_idx + 1 == counts[-1]:
+            self._log_epoch(stage)
+            self._eval_epoch_logged = True
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval_epoch_logged = False
+        self._hold_chip_copy()
+
+    def on_test_epoch_start(self) -> None:
+        self._eval_epoch_logged = False
+        self._hold_chip_copy()
+
     def on_validation_epoch_end(self) -> None:
-        self._log_epoch("val")
+        if not self._eval_epoch_logged:  # a loader without a length
+            self._log_epoch("val")
 
     def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
+        if not self._eval_epoch_logged:
+            self._log_epoch("test")
 
     def on_fit_end(self) -> None:
         self._warn_on_chip_gap()
@@ -598,7 +596,8 @@ class SNNModule(pl.LightningModule):
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
         optimizer = build_optimizer(params, self.optimizer_spec, self.lr, self.weight_decay, self.optimizer_kwargs)
-        max_epochs = self.trainer.max_epochs if self._trainer is not None else None
+        trainer = self._attached_trainer()
+        max_epochs = trainer.max_epochs if trainer is not None else None
         scheduler = build_lr_scheduler(optimizer, self.lr_scheduler_spec, max_epochs)
         if scheduler is None:
             return optimizer

@@ -7,7 +7,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from nwave_lightning.callbacks import SignAnnealing, export_hard_signed, install_sign_parametrization, set_sign_alpha, sign_coherence_pct
 from nwave_lightning.hardware import H1V2, weights_out_of_range
-from nwave_lightning.layers.inspect import dense_weights
+from nwave_lightning.layers.walk import dense_weights
 from nwave_lightning.layers.sign import coherence_pct, hard_signed
 
 from ._tiny import TinyModule, TinyNet, loaders, make_trainer, scalars

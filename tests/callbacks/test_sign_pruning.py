@@ -12,7 +12,7 @@ import torch
 from nwave_lightning.callbacks import SignPruning
 from nwave_lightning.callbacks.sign_pruning import shrink_minority_signs
 from nwave_lightning.hardware import H1V2
-from nwave_lightning.layers.inspect import dense_weights
+from nwave_lightning.layers.walk import dense_weights
 
 from ._tiny import TinyModule, TinyNet, loaders, make_trainer, scalars
 

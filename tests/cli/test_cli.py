@@ -137,3 +137,33 @@ def test_module_entry_point_and_console_script():
         pytest.skip("the nwave console script is not on PATH (package not installed)")
     result = subprocess.run([script, "fit", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "--ckpt_path" in result.stdout
+
+
+class ValueRecorder(__import__("lightning.pytorch", fromlist=["Callback"]).Callback):
+    """A callback subclass named in YAML: records what it reads at on_validation_epoch_end."""
+
+    def __init__(self, key: str = "val_acc") -> None:
+        self.key, self.seen = key, []
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.seen.append(float(trainer.callback_metrics[self.key]))
+
+
+def test_a_yaml_callback_reads_the_current_epochs_values_at_validation_epoch_end(tmp_path):
+    from tbparse import SummaryReader
+
+    config = tmp_path / "recorder.yaml"
+    config.write_text(
+        "trainer:\n  callbacks:\n"
+        f"    - class_path: {__name__}.ValueRecorder\n      init_args: {{key: val_chip_acc}}\n"
+        f"    - class_path: {__name__}.ValueRecorder\n      init_args: {{key: val_loss}}\n"
+    )
+    cli = _fit(tmp_path, "--config", str(config), "--trainer.max_epochs=3")
+    recorders = [cb for cb in cli.trainer.callbacks if isinstance(cb, ValueRecorder)]
+    scalars = SummaryReader(cli.trainer.logger.log_dir).scalars
+    for recorder in recorders:
+        logged = scalars[scalars["tag"] == recorder.key].sort_values("step")
+        assert list(logged["step"]) == [1, 2, 3]  # the module logs val_* once per epoch, step = epoch
+        # what the callback saw at epoch e is what the module logged for epoch e (not e - 1)
+        assert recorder.seen == pytest.approx(list(logged["value"]), rel=1e-6)

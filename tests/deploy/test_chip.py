@@ -13,7 +13,7 @@ from torch.nn.utils import parametrize
 from nwave_lightning.deploy import VIOLATION_KINDS, check_chip, to_chip
 from nwave_lightning.hardware import H1V1, H1V2
 from nwave_lightning.layers import H1v1Layer, H1v1Synapse, H1v2Layer, H1v2Synapse
-from nwave_lightning.layers.inspect import dense_weights
+from nwave_lightning.layers.walk import dense_weights
 from nwave_lightning.layers.sign import SignBlockParametrization, install_sign_parametrization, set_sign_alpha
 from nwave_lightning.models import H1Classifier, PatternGenerator, SurrogateSNN
 

@@ -25,7 +25,7 @@ from nwave_lightning.deploy import (
 from nwave_lightning.deploy import chip_file
 from nwave_lightning.hardware import H1V1, H1V2
 from nwave_lightning.layers import H1v2Layer, H1v2Synapse
-from nwave_lightning.layers.inspect import dense_weights
+from nwave_lightning.layers.walk import dense_weights
 from nwave_lightning.layers.sign import block_signs, install_sign_parametrization, set_sign_alpha
 from nwave_lightning.models import H1Classifier, PatternGenerator
 

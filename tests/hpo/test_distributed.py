@@ -51,11 +51,10 @@ def free_cpus_settle(ray, timeout_s=10.0):
     return ray.available_resources().get("CPU", 0)
 
 
-def test_release_frees_only_the_finished_trials_groups(ray_local):
-    from ray.experimental import internal_kv
+def test_release_frees_only_the_finished_trials_groups(ray_local, tmp_path):
     from ray.util.placement_group import placement_group, placement_group_table
 
-    from nwave_lightning.hpo.distributed import _PG_KEY, _PG_NAMESPACE, ReleaseTrainResources
+    from nwave_lightning.hpo.distributed import _PG_DIR, ReleaseTrainResources
 
     class FakeTrial:
         def __init__(self, trial_id, status):
@@ -65,13 +64,14 @@ def test_release_frees_only_the_finished_trials_groups(ray_local):
     for trial_id in ("done1", "running1"):
         groups[trial_id] = placement_group([{"CPU": 0.5}])
         ray_local.get(groups[trial_id].ready(), timeout=30)
-        # what rank 0 of a trial's Ray Train run records
-        internal_kv._internal_kv_put(f"{_PG_KEY}{trial_id}/{groups[trial_id].id.hex()}", b"1", namespace=_PG_NAMESPACE)
+        # what rank 0 of a trial's Ray Train run notes in its trial folder
+        (tmp_path / f"trial_{trial_id}" / _PG_DIR).mkdir(parents=True)
+        (tmp_path / f"trial_{trial_id}" / _PG_DIR / groups[trial_id].id.hex()).touch()
     done, running = FakeTrial("done1", "TERMINATED"), FakeTrial("running1", "RUNNING")
-    callback = ReleaseTrainResources()
+    callback = ReleaseTrainResources(str(tmp_path))
     callback.on_step_end(iteration=1, trials=[done, running])  # the periodic sweep: idle trials only
     assert placement_group_table(groups["done1"])["state"] == "REMOVED"
     assert placement_group_table(groups["running1"])["state"] == "CREATED"
     callback.on_trial_complete(iteration=2, trials=[done, running], trial=running)
     assert placement_group_table(groups["running1"])["state"] == "REMOVED"
-    assert not internal_kv._internal_kv_list(_PG_KEY, namespace=_PG_NAMESPACE)
+    assert not list(tmp_path.glob(f"trial_*/{_PG_DIR}/*"))

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from torch.utils.tensorboard import SummaryWriter
 
-from nwave_lightning.hpo.report import experiment_table, load_scalars, main, markdown_table, tuned_columns, write_report
-from nwave_lightning.hpo.reporting import MetricNotReportedError, best_epoch_metrics, chip_twin, describe_best
+from nwave_lightning.cli.report import main
+from nwave_lightning.hpo.report import experiment_table, load_scalars, markdown_table, tuned_columns, write_report
+from nwave_lightning.hpo.results import MetricNotReportedError, best_epoch_metrics, chip_twin, describe_best
 
 CURVES = {  # trial -> (config, val_acc per epoch)
     "trial_a": ({"model.hidden": 16, "optim.lr": 1e-3, "optim.name": "adam", "trainer.epochs": 4}, [0.5, 0.7, 0.6, 0.65]),

@@ -7,9 +7,9 @@ import pytest
 import torch
 from tbparse import SummaryReader
 
-from nwave_lightning.hpo.reporting import MetricNotReportedError, TuneEpochReport
+from nwave_lightning.hpo.results import MetricNotReportedError, TuneEpochReport
 from nwave_lightning.layers.sign import install_sign_parametrization
-from nwave_lightning.hpo.trial import NamedLoss, TrialSpec, build_trial_context, train_one_trial
+from nwave_lightning.hpo.trial import Builders, NamedLoss, build_trial_context, train_one_trial
 from nwave_lightning.module.contract import ContractError
 
 from . import seed_template as seed
@@ -49,7 +49,7 @@ SEED_CONFIG = {
 
 
 def seed_spec(metric="val_recall", mode="max", **kwargs):
-    return TrialSpec(
+    return Builders(
         model_builder=seed.build_model, dataset_builder=seed.build_datasets, train_fn=train_one_trial,
         loss_builders={"main": seed.build_main_loss},
         metric_builders={"acc": seed.build_acc_metric, "recall": seed.build_recall_metric},
@@ -149,7 +149,7 @@ def test_contract_checked_before_training(tmp_path):
         def forward(self, x):
             return x, x
 
-    spec = TrialSpec(
+    spec = Builders(
         model_builder=lambda cfg: Broken(), dataset_builder=build_toy_data, train_fn=train_one_trial,
         loss_builders={"main": build_toy_loss}, metric_builders={}, metric="val_loss", mode="min",
     )
@@ -158,7 +158,7 @@ def test_contract_checked_before_training(tmp_path):
 
 
 def test_default_train_fn_needs_main_loss(tmp_path):
-    spec = TrialSpec(
+    spec = Builders(
         model_builder=build_toy_model, dataset_builder=build_toy_data, train_fn=train_one_trial,
         loss_builders={"aux": build_toy_loss}, metric_builders={}, metric="val_loss", mode="min",
     )
@@ -168,7 +168,7 @@ def test_default_train_fn_needs_main_loss(tmp_path):
 
 
 def test_metric_not_reported_lists_keys(tmp_path):
-    spec = TrialSpec(
+    spec = Builders(
         model_builder=build_toy_model, dataset_builder=build_toy_data, train_fn=train_one_trial,
         loss_builders={"main": build_toy_loss}, metric_builders={"acc": build_toy_acc}, metric="val_recall", mode="max",
     )
@@ -195,7 +195,7 @@ def test_trial_selects_on_the_chip_ready_metric(seed_trial, tmp_path):
 
 
 def test_chip_metric_of_a_net_without_h1_layers_names_the_cause(tmp_path):
-    spec = TrialSpec(
+    spec = Builders(
         model_builder=build_toy_model, dataset_builder=build_toy_data, train_fn=train_one_trial,
         loss_builders={"main": build_toy_loss}, metric_builders={"acc": build_toy_acc}, metric="val_chip_acc", mode="max",
     )
@@ -203,14 +203,14 @@ def test_chip_metric_of_a_net_without_h1_layers_names_the_cause(tmp_path):
     with pytest.warns(UserWarning, match="ToySNN holds no H1 layer"):
         with pytest.raises(ValueError, match=r"'val_chip_acc'.*not (logged|reported).*'val_acc'.*chip_eval=False"):
             train_one_trial(ctx)
-    from nwave_lightning.hpo.reporting import check_metric_reported
+    from nwave_lightning.hpo.results import check_metric_reported
 
     with pytest.raises(MetricNotReportedError, match=r"'val_chip_acc' not reported.*nwave_lightning\.layers unless chip_eval=False"):
         check_metric_reported("val_chip_acc", {"val_acc": 1.0, "val_loss": 0.5})
 
 
 def test_reporter_check_lists_keys():
-    from nwave_lightning.hpo.reporting import check_metric_reported
+    from nwave_lightning.hpo.results import check_metric_reported
 
     with pytest.raises(MetricNotReportedError, match=r"'val_recal' not reported.*\['val_loss', 'val_recall'\]"):
         check_metric_reported("val_recal", {"val_recall": 1.0, "val_loss": 0.5, "training_iteration": 3})
@@ -243,3 +243,63 @@ def test_best_only_checkpointing(tmp_path):
     losses = [r["val_loss"] for r in fake.reports]
     improved = [i == 0 or losses[i] < min(losses[:i]) for i in range(len(losses))]
     assert [c is not None for c in fake.checkpoints] == improved
+
+
+def _kws_model(cfg):
+    from nwave_lightning.models import H1Classifier
+
+    import lightning.pytorch as pl
+
+    pl.seed_everything(cfg["seed"], verbose=False)  # as `nwave tune` does: seed_everything, then the config's classes
+    return H1Classifier(in_ch=13, num_classes=2, neurons_per_class=4, hidden=[cfg["hidden"]], dt=0.001, chip="H1v2")
+
+
+def _kws_data(path, cfg):
+    from nwave_lightning.data import KeywordSpottingDataModule
+
+    return KeywordSpottingDataModule(n_train=32, n_val=16, n_test=16, n_steps=30, word_length=10, batch_size=8, seed=0)
+
+
+def _final_weights(fake):
+    state = torch.load(os.path.join(fake.checkpoints[-1], "trial_state.ckpt"), map_location="cpu", weights_only=False)
+    return {key: value for key, value in state["state_dict"].items() if key.startswith("net.")}
+
+
+def test_a_wrapper_trial_and_a_config_trial_with_the_same_settings_train_the_same_weights(tmp_path):
+    """HPOWrapper's builders and `nwave tune`'s fit config reach the same SNNModule, data, Trainer and seed."""
+    from nwave_lightning.hpo.trial import ConfigTrial
+    from nwave_lightning.metrics import PopulationAccuracy
+    from nwave_lightning.models import PopulationLoss
+
+    wrapper = Builders(
+        model_builder=_kws_model, dataset_builder=_kws_data, train_fn=train_one_trial,
+        loss_builders={"main": lambda cfg: PopulationLoss(num_classes=2, neurons_per_class=4)},
+        metric_builders={"acc": lambda cfg: PopulationAccuracy(num_classes=2)}, metric="val_acc", mode="max",
+    )
+    wrapper_fake = FakeTune(str(tmp_path / "wrapper"))
+    wrapper({"model.hidden": 8, "model.seed": 0, "optim.name": "adam", "optim.lr": 0.02,
+             "trainer.epochs": 2, "trainer.device": "cpu"},
+            trial_dir=str(tmp_path / "wrapper"), report_fn=wrapper_fake)
+
+    base = {
+        "seed_everything": 0,
+        "model": {"class_path": "nwave_lightning.module.SNNModule", "init_args": {
+            "net": {"class_path": "nwave_lightning.models.H1Classifier", "init_args": {
+                "in_ch": 13, "num_classes": 2, "neurons_per_class": 4, "hidden": [16], "dt": 0.001, "chip": "H1v2"}},
+            "loss": {"class_path": "nwave_lightning.models.PopulationLoss", "init_args": {"num_classes": 2, "neurons_per_class": 4}},
+            "metrics": {"acc": {"class_path": "nwave_lightning.metrics.PopulationAccuracy", "init_args": {"num_classes": 2}}},
+            "optimizer": "adam", "lr": 0.02}},
+        "data": {"class_path": "nwave_lightning.data.KeywordSpottingDataModule", "init_args": {
+            "n_train": 32, "n_val": 16, "n_test": 16, "n_steps": 30, "word_length": 10, "batch_size": 8, "seed": 0}},
+        "trainer": {"max_epochs": 2, "accelerator": "cpu", "devices": 1, "num_sanity_val_steps": 0},
+    }
+    config_fake = FakeTune(str(tmp_path / "config"))
+    ConfigTrial(base, "val_acc", "max")({"model.init_args.net.init_args.hidden": [8]},
+                                        trial_dir=str(tmp_path / "config"), report_fn=config_fake)
+
+    assert [r["epoch"] for r in wrapper_fake.reports] == [r["epoch"] for r in config_fake.reports] == [1.0, 2.0]
+    mine, theirs = _final_weights(wrapper_fake), _final_weights(config_fake)
+    assert sorted(mine) == sorted(theirs) and len(mine) > 0
+    for key, value in mine.items():
+        assert torch.equal(value, theirs[key]), key
+    assert wrapper_fake.reports[-1]["val_acc"] == config_fake.reports[-1]["val_acc"]

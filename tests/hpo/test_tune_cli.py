@@ -9,7 +9,7 @@ import yaml
 from tbparse import SummaryReader
 
 from nwave_lightning.cli import NWaveCLI, main
-from nwave_lightning.hpo.tune_cli import apply_overrides
+from nwave_lightning.hpo.space import apply_overrides
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "tune_keyword_spotting.yaml")
 

@@ -5,7 +5,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from nwave_lightning.init.capture import batch_inputs, record
-from nwave_lightning.layers.inspect import synapse_layer_pairs
+from nwave_lightning.layers.walk import synapse_layer_pairs
 
 from ._models import StackNet, spike_trains
 

@@ -2,7 +2,7 @@ import torch
 from torch.nn.utils import parametrize
 
 from nwave_lightning.layers import H1v2Layer, H1v2Synapse
-from nwave_lightning.layers.inspect import dense_weights, synapse_layer_pairs
+from nwave_lightning.layers.walk import dense_weights, synapse_layer_pairs
 from nwave_lightning.layers.sign import SignBlockParametrization, block_signs, coherence_pct, hard_signed, minority_sign_mass
 
 import pytest

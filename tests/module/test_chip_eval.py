@@ -144,8 +144,20 @@ def _first_rate(membranes_list, **unused):
     return membranes_list[-1].float().mean()
 
 
-def test_fluct_init_under_the_default_sign_annealing_starts_from_its_weights():
-    # SignAnnealing parametrises the signs before SNNModule.setup runs fluct_init; the result
+def _seeded(fluct_init, monkeypatch):
+    """fluct_init from a fixed random state, in the test and in the module (which runs it at on_train_start)."""
+    import nwave_lightning.init
+
+    def seeded(*args, **kwargs):
+        torch.manual_seed(11)
+        return fluct_init(*args, **kwargs)
+
+    monkeypatch.setattr(nwave_lightning.init, "fluct_init", seeded)
+    return seeded
+
+
+def test_fluct_init_under_the_default_sign_annealing_starts_from_its_weights(monkeypatch):
+    # SignAnnealing parametrises the signs (in its setup) before SNNModule runs fluct_init; the result
     # must equal fluct_init on the plain network followed by the parametrisation: magnitudes
     # |W| and each row's logit its sum over the mean absolute row sum.
     from nwave_lightning.init import fluct_init
@@ -153,10 +165,11 @@ def test_fluct_init_under_the_default_sign_annealing_starts_from_its_weights():
     kwargs = {"xi_target": 2.0, "alpha": 1.0, "n_batches": 2}
     torch.manual_seed(3)
     reference = tiny_net((6,))
-    fluct_init(reference, loader(8, 4), **kwargs)
+    _seeded(fluct_init, monkeypatch)(reference, loader(8, 4), **kwargs)
     torch.manual_seed(3)
-    module = make_module(net=tiny_net((6,)), fluct_init=kwargs)
-    trainer(max_epochs=1, limit_train_batches=0, limit_val_batches=0).fit(module, loader(8, 4))
+    # lr=0 and no clamp: the one training batch (fluct_init runs at on_train_start) changes no weight.
+    module = make_module(net=tiny_net((6,)), fluct_init=kwargs, lr=0.0, clamp_weights=False)
+    trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0).fit(module, loader(8, 4))
     for mine, theirs in zip(module.net.synapses, reference.synapses):
         plist, w = mine.parametrizations["weight"], theirs.weight.detach()
         assert torch.equal(plist.original.detach(), w.abs())

@@ -171,16 +171,29 @@ def test_resuming_from_last_gives_the_uninterrupted_run(tmp_path):
         assert torch.allclose(resumed_module.net.state_dict()[key], value, atol=1e-7), key
 
 
-def test_fluct_init_runs_once_from_the_training_loader():
+def _seeded(fluct_init, monkeypatch):
+    """fluct_init from a fixed random state, in the test and in the module (which runs it at on_train_start)."""
+    import nwave_lightning.init
+
+    def seeded(*args, **kwargs):
+        torch.manual_seed(11)
+        return fluct_init(*args, **kwargs)
+
+    monkeypatch.setattr(nwave_lightning.init, "fluct_init", seeded)
+    return seeded
+
+
+def test_fluct_init_runs_once_from_the_training_loader(monkeypatch):
     from nwave_lightning.init import fluct_init
 
     kwargs = {"xi_target": 2.0, "alpha": 1.0, "n_batches": 2}
     torch.manual_seed(3)
     reference = tiny_net((6,))
-    fluct_init(reference, loader(8, 4), **kwargs)
+    _seeded(fluct_init, monkeypatch)(reference, loader(8, 4), **kwargs)
     torch.manual_seed(3)
-    module = make_module(net=tiny_net((6,)), fluct_init=kwargs, sign_annealing=False)
-    fitter = trainer(None, max_epochs=1, limit_train_batches=0, limit_val_batches=0)
+    # lr=0 and no clamp: the one training batch (fluct_init runs at on_train_start) changes no weight.
+    module = make_module(net=tiny_net((6,)), fluct_init=kwargs, sign_annealing=False, lr=0.0, clamp_weights=False)
+    fitter = trainer(None, max_epochs=1, limit_train_batches=1, limit_val_batches=0)
     fitter.fit(module, loader(8, 4))
     for key, value in reference.state_dict().items():
         assert torch.equal(module.net.state_dict()[key], value), key

@@ -8,17 +8,11 @@ Usage::
     nwave validate --config configs/quickstart.yaml --ckpt_path runs/.../last.ckpt
     python -m nwave_lightning fit --print_config                       # every option
 
-A config has four sections: ``model`` (``class_path:
-nwave_lightning.module.SNNModule`` or a subclass, its ``init_args`` holding
-``net``, ``loss``, ``metrics`` as class paths), ``data`` (any
-LightningDataModule by class path), ``trainer`` and ``seed_everything``.
-Several ``--config`` files merge left to right, so the groups under
-``configs/`` (model, data, trainer, callbacks, experiment) compose.
-
-Defaults that differ from a bare Trainer: a TensorBoard logger writing to
-``runs/<name>/version_<n>`` without the ``hp_metric`` placeholder, and (unless
-the config brings a checkpoint callback) a ``ModelCheckpoint`` keeping ``last.ckpt``. ``--ckpt_path last`` resumes in the
-newest version folder of the same logger name.
+A config (see :func:`nwave_lightning.run.build_from_config`, which builds every run
+the same way) has four sections: ``model``, ``data``, ``trainer`` and
+``seed_everything``. Several ``--config`` files merge left to right, so the groups
+under ``configs/`` (model, data, trainer, callbacks, experiment) compose.
+``--ckpt_path last`` resumes in the newest version folder of the same logger name.
 
 Adding a subcommand (how ``tune`` plugs in): list it in
 :meth:`NWaveCLI.subcommands` with the Trainer arguments it skips, and give
@@ -27,10 +21,10 @@ method's typed arguments into options and calls it with ``model`` and
 ``datamodule``. ``before_<name>`` / ``after_<name>`` methods of the CLI run around it.
 
 ``nwave tune --config configs/tune_<x>.yaml`` (a fit config plus a
-``search_space``) runs Ray Tune over it; see :mod:`nwave_lightning.hpo.tune_cli`.
+``search_space``) runs Ray Tune over it; see :mod:`nwave_lightning.cli.tune`.
 ``nwave export --config <fit config> --ckpt_path <checkpoint> --output model.json``
 writes the trained network for the chip (``.json`` / ``.npz`` chip file, ``.nir``);
-see :mod:`nwave_lightning.deploy.export_cli`.
+see :mod:`nwave_lightning.cli.export`.
 
 Example:
     >>> sorted(NWaveCLI.subcommands())
@@ -40,31 +34,23 @@ Example:
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import re
 from typing import Any, Optional
 
-from lightning.pytorch import LightningDataModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
-from .deploy.export_cli import EXPORT_SKIPPED_ARGS, export as _export_subcommand, export_format
-from .hpo.tune_cli import TUNE_SKIPPED_ARGS, tune as _tune_subcommand
-from .chip_keys import CHIP_STAGES, chip_twin
-from .module import SNNModule
+from .export import EXPORT_SKIPPED_ARGS, export as _export_subcommand, export_format
+from .tune import TUNE_SKIPPED_ARGS, tune as _tune_subcommand
+from ..chip_keys import CHIP_STAGES, chip_twin
+from .. import data as _builtin_data, models as _builtin_models  # listed in --help (known subclasses)
+from ..console import quiet_third_party
+from ..run import DEFAULT_LOG_DIR, RunCLI, cli_kwargs
 
-__all__ = ["NWaveCLI", "NWaveTrainer", "main", "DEFAULT_LOG_DIR"]
-
-DEFAULT_LOG_DIR = "runs"
-TRAINER_DEFAULTS: dict[str, Any] = {
-    "logger": {
-        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-        # hp_metric is a placeholder scalar outside the vendor SDK's key table.
-        "init_args": {"save_dir": DEFAULT_LOG_DIR, "name": "nwave", "default_hp_metric": False},
-    },
-}
-
+__all__ = ["NWaveCLI", "NWaveTrainer", "console_main", "main"]
 
 class NWaveTrainer(Trainer):
     """The Trainer behind ``nwave``; subcommands beyond fit/validate/test/predict are its methods."""
@@ -73,21 +59,13 @@ class NWaveTrainer(Trainer):
     export = _export_subcommand  # `nwave export`: a checkpoint to a chip file or NIR
 
 
-class NWaveCLI(LightningCLI):
-    """LightningCLI with nwave defaults: SNNModule, TensorBoard under ``runs/``, ``last.ckpt``."""
+class NWaveCLI(RunCLI):
+    """The ``nwave`` command: :class:`~nwave_lightning.run.RunCLI` plus the ``tune`` and ``export`` subcommands."""
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
         """Subcommand name -> Trainer-method arguments the CLI fills itself."""
         return {**LightningCLI.subcommands(), "tune": set(TUNE_SKIPPED_ARGS), "export": set(EXPORT_SKIPPED_ARGS)}
-
-    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Trainer:
-        # Lightning's implicit ModelCheckpoint keeps no last.ckpt, which `--ckpt_path last` needs;
-        # add one that does unless the config brings its own checkpoint callback.
-        configured = [*(config.get("callbacks") or []), *callbacks]
-        if config.get("enable_checkpointing", True) is not False and not any(isinstance(c, ModelCheckpoint) for c in configured):
-            callbacks = [*callbacks, ModelCheckpoint(save_last=True)]
-        return super()._instantiate_trainer(config, callbacks)
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
@@ -96,9 +74,22 @@ class NWaveCLI(LightningCLI):
             # model and the data: a wrong --output suffix fails before anything is loaded.
             export_format(self.config["export"].get("output"))
 
+    def runs_a_fit_loop(self) -> bool:
+        return self.subcommand in LightningCLI.subcommands()
+
     def before_instantiate_classes(self) -> None:
+        super().before_instantiate_classes()
+        if not self.runs_a_fit_loop():  # tune / export: the Trainer's device and seed lines are not theirs
+            for name in ("lightning.pytorch", "lightning.fabric"):
+                logging.getLogger(name).setLevel(logging.WARNING)
         if self.subcommand:
             _resume_in_latest_version(self.config[self.subcommand])
+
+    @rank_zero_only
+    def before_fit(self) -> None:
+        net = getattr(self.model, "net", self.model)
+        count = sum(p.numel() for p in self.model.parameters())
+        print(f"Network: {type(net).__name__}, {count:,} parameters")
 
     @rank_zero_only
     def after_fit(self) -> None:
@@ -154,22 +145,31 @@ def main(args: Optional[list[str]] = None, **overrides: Any) -> Optional[NWaveCL
 
     Args:
         args: Command-line arguments (default: ``sys.argv[1:]``), or a config dict.
-        overrides: Other ``LightningCLI`` arguments (``nwave tune`` trials build their model and
-            data with ``main(args=config, run=False, save_config_callback=None)``, the fit path).
+        overrides: Other ``LightningCLI`` arguments.
     """
-    kwargs: dict[str, Any] = dict(
-        model_class=SNNModule,
-        datamodule_class=LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        trainer_class=NWaveTrainer,
-        trainer_defaults=TRAINER_DEFAULTS,
-        auto_configure_optimizers=False,  # SNNModule takes optimizer / lr_scheduler itself
-        save_config_kwargs={"overwrite": True},
-        args=args,
+    quiet_third_party()
+    overrides.setdefault("parser_kwargs", {"description": _builtins_text()})
+    return NWaveCLI(**cli_kwargs(trainer_class=NWaveTrainer, args=args, **overrides))
+
+
+def _builtins_text() -> str:
+    """The built-in networks and datamodules, for ``--help`` (read from the packages' ``__all__``)."""
+    import inspect
+
+    from lightning.pytorch import LightningDataModule
+    from torch import nn
+
+    def names(package, kind):
+        return ", ".join(
+            f"{package.__name__}.{name}" for name in package.__all__
+            if inspect.isclass(getattr(package, name)) and issubclass(getattr(package, name), kind)
+        )
+
+    return (
+        "Train, evaluate, tune and export hardware-aware spiking networks for the NWAVE H1 cores.\n"
+        f"Built-in networks (model.init_args.net): {names(_builtin_models, nn.Module)}.\n"
+        f"Built-in datamodules (data): {names(_builtin_data, LightningDataModule)}."
     )
-    kwargs.update(overrides)
-    return NWaveCLI(**kwargs)
 
 
 def console_main() -> None:

@@ -28,142 +28,32 @@ that config and the experiment settings::
     max_failures: 1
 
 Every trial rebuilds the model and datamodule from its own config through the
-same ``NWaveCLI`` as ``nwave fit`` (``nwave_lightning.cli.main(args=..., run=False)``),
+same builder as ``nwave fit`` (:func:`nwave_lightning.run.build_from_config`),
 then trains with the engine's callbacks and reports (see
 :func:`nwave_lightning.hpo.trial.fit_lightning`). Domains are the plain-YAML ones of
 :mod:`nwave_lightning.hpo.space`; list indices are path parts
 (``trainer.callbacks.0.init_args.end_value``).
 
 Example:
-    >>> cfg = {"model": {"init_args": {"lr": 0.001, "net": {"init_args": {"hidden": [16]}}}}}
-    >>> apply_overrides(cfg, {"model.init_args.net.init_args.hidden": [32]})["model"]["init_args"]["net"]
-    {'init_args': {'hidden': [32]}}
+    >>> sorted(TUNE_SKIPPED_ARGS), FIT_KEYS
+    (['datamodule', 'model'], ('seed_everything', 'trainer', 'model', 'data'))
 """
 
 from __future__ import annotations
 
-import copy
+import importlib.util
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from ..io import atomic_write
+from ..run import build_from_config
 
-__all__ = ["FIT_KEYS", "TUNE_SKIPPED_ARGS", "apply_overrides", "check_chip_metric_logged", "run_cli_trial", "tune"]
+__all__ = ["FIT_KEYS", "TUNE_SKIPPED_ARGS", "check_chip_metric_logged", "tune"]
 
 #: Sections of a tune config that make up each trial's fit config.
 FIT_KEYS = ("seed_everything", "trainer", "model", "data")
 #: Arguments of :func:`tune` that LightningCLI fills itself (not command-line options).
 TUNE_SKIPPED_ARGS = {"model", "datamodule"}
-# Trainer settings a trial sets itself (logging, checkpoints, progress output).
-_TRIAL_OWNED = (
-    "logger", "callbacks", "enable_checkpointing", "default_root_dir", "enable_progress_bar", "enable_model_summary",
-)
-
-
-def apply_overrides(config: dict, values: Mapping[str, Any]) -> dict:
-    """Set dotted-path values in a nested config (in place; returns it). Integers index lists."""
-    for key, value in values.items():
-        parts = str(key).split(".")
-        node = config
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise ValueError(f"search_space key {key!r}: {part!r} is not an index of a list of {len(node)}")
-                if last:
-                    node[int(part)] = value
-                else:
-                    node = node[int(part)]
-            elif isinstance(node, dict):
-                if last:
-                    node[part] = value
-                else:
-                    if node.get(part) is None:
-                        node[part] = {}
-                    node = node[part]
-            else:
-                raise ValueError(f"search_space key {key!r}: cannot descend into {'.'.join(parts[:i])!r} ({node!r})")
-    return config
-
-
-@dataclass
-class CliTrialSpec:
-    """What a ``nwave tune`` trial needs besides its sampled values."""
-
-    base_config: dict
-    metric: str
-    mode: str
-    experiment_dir: Optional[str]
-    num_workers: int = 1
-    resources_per_worker: dict = None
-    use_gpu: bool = False
-    launch_dir: Optional[str] = None
-
-
-def build_fit_cli(config: dict):
-    """Instantiate model, datamodule and trainer from a fit config with ``nwave fit``'s own CLI."""
-    from ..cli import main
-
-    return main(args=config, run=False, save_config_callback=None)
-
-
-def _trial_config(spec: CliTrialSpec, values: Mapping[str, Any]) -> dict:
-    config = apply_overrides(copy.deepcopy(spec.base_config), values)
-    trainer = config.setdefault("trainer", {})
-    # The CLI also builds a Trainer of its own; keep it from logging or checkpointing anywhere.
-    trainer["logger"], trainer["enable_checkpointing"] = False, False
-    return config
-
-
-def _cli_build_and_fit(values, *, spec: CliTrialSpec, trial_dir: str, checkpoint, report_fn=None, distributed=False):
-    import tempfile
-
-    from ..callbacks import BestModelCheckpoint
-    from .reporting import BEST_MODEL_FILE
-    from .trial import TENSORBOARD_DIR, _sample_input, check_model_contract, fit_lightning
-
-    cli = build_fit_cli(_trial_config(spec, values))
-    datamodule = cli.datamodule
-    check_model_contract(getattr(cli.model, "net", cli.model), _sample_input(None, None, datamodule))
-    trainer_init = dict(cli.config_init["trainer"])
-    callbacks = [cb for cb in (trainer_init.get("callbacks") or []) if not isinstance(cb, BestModelCheckpoint)]
-    extra = {k: v for k, v in trainer_init.items() if k not in _TRIAL_OWNED}
-    if extra.get("devices") in ("auto", -1, None):
-        extra["devices"] = 1  # one process per trial; several workers go through Ray Train
-    best_dir = tempfile.mkdtemp(prefix="nwave_best_")
-    fit_lightning(
-        cli.model,
-        trainer_cfg={},
-        callbacks=[*callbacks, BestModelCheckpoint(metric=spec.metric, mode=spec.mode, dirpath=best_dir)],
-        metric=spec.metric,
-        log_dir=os.path.join(trial_dir, TENSORBOARD_DIR),
-        best_model_path=os.path.join(best_dir, BEST_MODEL_FILE),
-        checkpoint=checkpoint,
-        hparams=dict(values),
-        datamodule=datamodule,
-        extra_trainer_kwargs=extra,
-        report_fn=report_fn,
-        distributed=distributed,
-    )
-
-
-def run_cli_trial(config: dict, spec: CliTrialSpec) -> None:
-    """Ray Tune function trainable of ``nwave tune``."""
-    import functools
-
-    import ray.tune
-
-    from .trial import current_trial_dir, enter_launch_dir
-
-    enter_launch_dir(spec)
-    if spec.num_workers > 1:
-        from .distributed import run_distributed_trial
-
-        run_distributed_trial(config, spec, build_and_fit=functools.partial(_cli_build_and_fit, spec=spec))
-        return
-    _cli_build_and_fit(config, spec=spec, trial_dir=current_trial_dir(spec), checkpoint=ray.tune.get_checkpoint())
 
 
 def _launch_config(trainer) -> tuple[dict, Any, Any]:
@@ -200,7 +90,7 @@ def tune(
     resume: Union[bool, str] = False,
     report: bool = True,
 ):
-    """Tune hyper-parameters of a fit config with Ray Tune (see ``nwave_lightning.hpo.tune_cli``).
+    """Tune hyper-parameters of a fit config with Ray Tune (see ``nwave_lightning.cli.tune``).
 
     Args:
         search_space: Dotted paths into the fit config -> domain (``{choice: [...]}``,
@@ -226,13 +116,21 @@ def tune(
     """
     from ray import tune as ray_tune
 
-    from .engine import ExperimentSettings, experiment_path, run_experiment
-    from .memory_guard import MemoryGuard
-    from .space import parse_search_space, upper_bound
+    from ..hpo.engine import ExperimentSettings, experiment_path, is_remote, run_experiment
+    from ..hpo.memory_guard import MemoryGuard
+    from ..hpo.space import parse_search_space, upper_bound
+    from ..hpo.trial import ConfigTrial, TrialSpec, run_trial
 
+    missing = [name for name in ("tbparse", "pandas") if report and importlib.util.find_spec(name) is None]
+    if missing:
+        raise ValueError(
+            f"report=true writes the experiment report, which needs {missing}: pip install \"nwave-lightning[report]\", "
+            "or pass --report false"
+        )
     launch, parser, namespace = _launch_config(self)
     base = {key: launch[key] for key in FIT_KEYS if key in launch}
     space = parse_search_space(search_space or {})
+    trial = ConfigTrial(base, metric, mode)
     settings = ExperimentSettings(
         metric=metric,
         mode=mode,
@@ -249,20 +147,17 @@ def tune(
         address=address,
     )
     exp_dir = experiment_path(settings)
-    spec = CliTrialSpec(
-        base_config=base,
-        metric=metric,
-        mode=mode,
-        experiment_dir=None if "://" in exp_dir else exp_dir,
+    spec = TrialSpec(
+        build_and_fit=trial,
+        experiment_dir=None if is_remote(exp_dir) else exp_dir,
         num_workers=int(workers),
         resources_per_worker=dict(settings.resources),
-        use_gpu=float(gpu) > 0,
         launch_dir=os.getcwd(),
     )
     # Fail before launching on paths that do not exist in the config (one build from sampled values).
     try:
-        probe = build_fit_cli(_trial_config(spec, {k: _example_value(v) for k, v in space.items()}))
-    except (Exception, SystemExit) as err:  # jsonargparse exits on a bad key
+        probe = build_from_config(trial.config_for({k: _example_value(v) for k, v in space.items()}))
+    except Exception as err:
         raise ValueError(
             f"search_space: a sampled config does not build ({type(err).__name__}: {err}); check the dotted "
             f"paths {sorted(space)} against `nwave tune --config <file> --print_config`"
@@ -271,11 +166,11 @@ def tune(
     data_args = dict((base.get("data") or {}).get("init_args") or {})
     dataset_path = next((data_args[k] for k in ("data_dir", "dataset_path", "root") if data_args.get(k)), None)
     epochs = space.get("trainer.max_epochs", (base.get("trainer") or {}).get("max_epochs"))
-    if not remote_path(exp_dir):
+    if not is_remote(exp_dir):
         os.makedirs(exp_dir, exist_ok=True)
         _save_text(os.path.join(exp_dir, "tune_config.yaml"), parser.dump(namespace, skip_none=False))
     results, _ = run_experiment(
-        ray_tune.with_parameters(run_cli_trial, spec=spec),
+        ray_tune.with_parameters(run_trial, spec=spec),
         space,
         settings,
         dataset_path=dataset_path,
@@ -283,21 +178,16 @@ def tune(
         max_t=upper_bound(epochs) if epochs is not None else None,
         resume=resume,
     )
-    from .reporting import MetricNotReportedError, best_epoch_metrics, describe_best
+    from ..hpo.results import best_epoch_metrics, best_result, describe_best
 
-    reported = [r for r in results if r.metrics and metric in r.metrics]
-    if not reported:
-
-        keys = sorted({k for r in results if r.metrics for k in r.metrics})
-        raise MetricNotReportedError(f"selected metric {metric!r} not reported by any trial; reported keys: {keys}")
-    best = results.get_best_result(metric=metric, mode=mode, scope="all")
+    best = best_result(results, metric, mode)
     # The selected metric and its float / chip-ready twin, both at the epoch best_model.pt holds.
     print("\n" + describe_best(best_epoch_metrics(best, metric, mode), metric, os.path.basename(best.path)))
     print(f"Best config: {best.config}")
     if best.checkpoint is not None:
         print(f"Best checkpoint: {best.checkpoint.path} (best_model.pt)")
-    if report and not remote_path(exp_dir):
-        from .report import write_report
+    if report and not is_remote(exp_dir):
+        from ..hpo.report import write_report
 
         for name, path in write_report(exp_dir, metric, mode).items():
             print(f"Report {name}: {path}")
@@ -314,7 +204,7 @@ def check_chip_metric_logged(metric: str, model) -> None:
     Raises:
         ValueError: naming the metric, why the model does not log it, and the fix.
     """
-    from .reporting import chip_twin, is_chip_metric
+    from ..hpo.results import chip_twin, is_chip_metric
 
     chip_net = getattr(model, "chip_net", None)
     if not is_chip_metric(metric) or not callable(chip_net):
@@ -336,10 +226,6 @@ def _example_value(domain):
     if values is not None:
         return values[0]
     return domain.sample() if hasattr(domain, "sample") else domain
-
-
-def remote_path(path: str) -> bool:
-    return "://" in str(path)
 
 
 def _save_text(path: str, text: str) -> None:

@@ -1,8 +1,6 @@
 """Per-epoch reports from a Lightning trial to Ray Tune, with the best model attached.
 
-:class:`TuneEpochReport` is Ray Tune's own Lightning callback
-(``ray.tune.integration.pytorch_lightning.TuneReportCheckpointCallback``) with two
-changes the vendor SDK asks for:
+:class:`TuneEpochReport` reports each epoch through ``ray.tune.report`` and:
 
 * it reports every scalar the epoch logged (the SDK's keys: ``epoch``,
   ``train_loss``, ``val_loss``, ``lr``, ``best_selected_metric``, ``val_<metric>``,
@@ -14,9 +12,7 @@ changes the vendor SDK asks for:
   by ``BestModelCheckpoint``: ``epoch``, ``best_selected_metric``, ``state_dict``)
   and, for exact resume/pause, the trainer state ``trial_state.ckpt``.
 
-It subclasses Lightning's ``Checkpoint`` so Lightning runs it after the
-LightningModule's own ``on_train_epoch_end`` (where ``epoch`` and the metrics are
-logged) and after the other callbacks.
+It subclasses Lightning's ``Checkpoint`` so Lightning runs it after the other callbacks.
 
 Every float metric of a validation or test stage has a chip-ready twin (the same
 metric on ``to_chip(net)``): :func:`chip_twin` names it, :func:`best_epoch_metrics`
@@ -39,7 +35,6 @@ from typing import Any
 import lightning.pytorch as pl
 import ray.tune
 from lightning.pytorch.callbacks import Checkpoint as _LightningCheckpoint
-from ray.tune.integration.pytorch_lightning import TuneReportCheckpointCallback
 
 from ..chip_keys import CHIP_METRIC_HINT, chip_twin, is_chip_metric
 
@@ -47,8 +42,10 @@ __all__ = [
     "BEST_MODEL_FILE",
     "TRIAL_STATE_FILE",
     "MetricNotReportedError",
+    "TrialLines",
     "TuneEpochReport",
     "best_epoch_metrics",
+    "best_result",
     "check_metric_reported",
     "chip_twin",
     "describe_best",
@@ -74,7 +71,7 @@ def check_metric_reported(metric: str, reported: Mapping[str, Any]) -> None:
     >>> check_metric_reported("val_recal", {"val_recall": 0.5, "val_loss": 1.0})
     Traceback (most recent call last):
     ...
-    nwave_lightning.hpo.reporting.MetricNotReportedError: selected metric 'val_recal' not reported; ...
+    nwave_lightning.hpo.results.MetricNotReportedError: selected metric 'val_recal' not reported; ...
     """
     if metric in reported:
         return
@@ -87,6 +84,22 @@ def check_metric_reported(metric: str, reported: Mapping[str, Any]) -> None:
         + (f". Did you mean one of {close}?" if close else "")
         + (f". {CHIP_METRIC_HINT}." if is_chip_metric(metric) else "")
     )
+
+
+def best_result(results, metric: str, mode: str, scope: str = "all"):
+    """The best trial's ``ray.tune.Result`` of a ``ResultGrid`` (``scope="all"``: best epoch; ``"last"``: last epoch).
+
+    Raises:
+        MetricNotReportedError: no trial reported ``metric`` (the message lists what they did report and their errors).
+    """
+    if not any(r.metrics and metric in r.metrics for r in results):
+        keys = sorted({k for r in results if r.metrics for k in r.metrics})
+        errors = [str(r.error).strip().splitlines()[-1] for r in results if r.error is not None]
+        raise MetricNotReportedError(
+            f"selected metric {metric!r} not reported by any trial; reported keys: {keys}"
+            + (f"; trial errors: {errors[:3]}" if errors else "")
+        )
+    return results.get_best_result(metric=metric, mode=mode, scope=scope)
 
 
 def scalar_metrics(values: Mapping[str, Any]) -> dict[str, float]:
@@ -175,8 +188,12 @@ def _fmt(value) -> str:
     return "n/a" if value is None else f"{float(value):.4g}"
 
 
-class TuneEpochReport(TuneReportCheckpointCallback, _LightningCheckpoint):
+class TuneEpochReport(_LightningCheckpoint):
     """Report each epoch's metrics to Ray Tune with the best model so far.
+
+    A Lightning ``Checkpoint`` callback, so Lightning runs it after the other callbacks
+    (``best_selected_metric`` is logged by then); it reports through ``ray.tune.report``
+    (``ray.train.report`` on Ray Train workers).
 
     Args:
         metric: The selected metric; its absence fails the trial with the reported keys.
@@ -185,8 +202,7 @@ class TuneEpochReport(TuneReportCheckpointCallback, _LightningCheckpoint):
         checkpoint_every_epoch: Attach a checkpoint to every report (needed for exact
             resume and for schedulers that pause trials); False attaches one only on
             epochs where ``best_model.pt`` changed.
-        report_fn: What sends ``(metrics, checkpoint)``; defaults to ``ray.tune.report``
-            (``ray.train.report`` on Ray Train workers).
+        report_fn: What sends ``(metrics, checkpoint)``; defaults to ``ray.tune.report``.
     """
 
     def __init__(
@@ -198,18 +214,16 @@ class TuneEpochReport(TuneReportCheckpointCallback, _LightningCheckpoint):
         checkpoint_every_epoch: bool = True,
         report_fn=None,
     ) -> None:
-        super().__init__(metrics=None, filename=TRIAL_STATE_FILE, save_checkpoints=True, on="train_epoch_end")
         self.metric = metric
         self.best_model_path = best_model_path
         self.save_trainer_state = save_trainer_state
         self.checkpoint_every_epoch = checkpoint_every_epoch
         self.report_fn = report_fn or ray.tune.report
-        self._best_stamp: tuple | None = None
+        self.best_stamp: tuple | None = None
         self.last_report: dict[str, float] = {}
 
-    def _get_report_dict(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float] | None:
-        if trainer.sanity_checking:
-            return None
+    def epoch_report(self, trainer: pl.Trainer) -> dict[str, float]:
+        """The epoch's scalars (``epoch`` included); raises when the selected metric is missing."""
         report = scalar_metrics(trainer.callback_metrics)
         report.setdefault("epoch", float(trainer.current_epoch + 1))
         check_metric_reported(self.metric, report)
@@ -221,19 +235,17 @@ class TuneEpochReport(TuneReportCheckpointCallback, _LightningCheckpoint):
         except FileNotFoundError:
             return False
         stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-        changed, self._best_stamp = stamp != self._best_stamp, stamp
+        changed, self.best_stamp = stamp != self.best_stamp, stamp
         return changed
 
     def _write_checkpoint(self, trainer: pl.Trainer, directory: str) -> None:
         if os.path.exists(self.best_model_path):
             shutil.copy2(self.best_model_path, os.path.join(directory, BEST_MODEL_FILE))
         if self.save_trainer_state:
-            trainer.save_checkpoint(os.path.join(directory, TRIAL_STATE_FILE))
+            trainer.save_checkpoint(os.path.join(directory, TRIAL_STATE_FILE), weights_only=False)
 
-    def _handle(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        report = self._get_report_dict(trainer, pl_module)
-        if not report:
-            return
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        report = self.epoch_report(trainer)
         self.last_report = report
         attach = self._best_changed() or self.checkpoint_every_epoch
         if not attach:
@@ -243,7 +255,7 @@ class TuneEpochReport(TuneReportCheckpointCallback, _LightningCheckpoint):
             if trainer.is_global_zero:
                 self._write_checkpoint(trainer, directory)
             elif self.save_trainer_state:
-                trainer.save_checkpoint(os.path.join(directory, TRIAL_STATE_FILE))  # collective under DDP
+                trainer.save_checkpoint(os.path.join(directory, TRIAL_STATE_FILE), weights_only=False)  # collective under DDP
             has_files = trainer.is_global_zero and any(os.scandir(directory))
             checkpoint = ray.tune.Checkpoint.from_directory(directory) if has_files else None
             self.report_fn(report, checkpoint=checkpoint)
@@ -253,4 +265,40 @@ class TuneEpochReport(TuneReportCheckpointCallback, _LightningCheckpoint):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         # Nothing to restore: the best-model file comes back with the checkpoint itself.
-        self._best_stamp = None
+        self.best_stamp = None
+
+
+class TrialLines(ray.tune.Callback):
+    """One console line per finished trial (Ray's own tables are left out at ``verbose`` <= 1).
+
+    >>> TrialLines("val_acc", "max").line("00001", "TERMINATED", [{"val_acc": 0.5, "epoch": 1.0}, {"val_acc": 0.75, "epoch": 2.0}], 3, 8)
+    '[3/8] trial 00001 TERMINATED after 2 epochs: best val_acc 0.75 at epoch 2'
+    """
+
+    def __init__(self, metric: str, mode: str, total: int = 0) -> None:
+        self.metric, self.mode, self.total = metric, mode, total
+        self.history: dict[str, list[dict]] = {}
+        self.finished = 0
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        self.history.setdefault(trial.trial_id, []).append({k: v for k, v in result.items() if isinstance(v, (int, float))})
+
+    def line(self, trial_id: str, status: str, rows: list[dict], done: int, total: int) -> str:
+        text = f"[{done}/{total}] trial {trial_id} {status} after {len(rows)} epochs"
+        scored = [row for row in rows if self.metric in row]
+        if not scored:
+            return text + f": {self.metric} not reported"
+        best = (max if self.mode == "max" else min)(scored, key=lambda row: row[self.metric])
+        text += f": best {self.metric} {_fmt(best[self.metric])} at epoch {int(best.get('epoch', scored.index(best) + 1))}"
+        twin = chip_twin(self.metric)
+        return text + (f" ({twin} {_fmt(best[twin])})" if twin in best else "")
+
+    def _print(self, trials, trial, status: str) -> None:
+        self.finished += 1
+        print(self.line(trial.trial_id, status, self.history.get(trial.trial_id, []), self.finished, max(len(trials), self.total)), flush=True)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._print(trials, trial, "TERMINATED")
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._print(trials, trial, "ERROR")

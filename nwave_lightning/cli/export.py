@@ -40,11 +40,11 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..layers.inspect import layers
+from ..layers.walk import layers
 from ..layers.sign import install_sign_parametrization
-from .chip import check_chip, to_chip
-from .chip_file import export_chip
-from .graph import ChipGraphError
+from ..deploy.chip import check_chip, to_chip
+from ..deploy.chip_file import export_chip
+from ..deploy.graph import ChipGraphError
 
 __all__ = ["EXPORT_FORMATS", "EXPORT_SKIPPED_ARGS", "export", "export_format", "load_checkpoint_into"]
 
@@ -95,7 +95,7 @@ def _writer(suffix: str) -> Callable[[nn.Module, str], Any]:
     if suffix in (".json", ".npz"):
         return export_chip
     try:
-        from . import export_nir  # lazily: the NIR export lives beside the chip file in nwave_lightning.deploy
+        from ..deploy import export_nir  # lazily: the NIR export lives beside the chip file in nwave_lightning.deploy
     except ImportError as err:
         raise ValueError(
             f"nwave export: writing {suffix} needs nwave_lightning.deploy.export_nir, which this installation of "
