@@ -39,6 +39,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torchmetrics import Metric
 
+from ..callbacks.faults import fault_callbacks
 from ..callbacks.sign_annealing import SignAnnealing
 from ..callbacks.sign_pruning import SignPruning
 from ..chip_keys import CHIP_STAGES
@@ -270,12 +271,14 @@ class SNNModule(pl.LightningModule):
             self.activity = nn.ModuleDict({f"{stage}_activity": ActivityMetric() for stage in STAGES})
 
     def configure_callbacks(self) -> list[pl.Callback]:
-        """The default hardware-aware training: a ``SignAnnealing`` unless the trainer has one (or a ``SignPruning``)."""
+        """The defaults: fault handling (:func:`~nwave_lightning.callbacks.faults.fault_callbacks`) and
+        hardware-aware training, a ``SignAnnealing`` unless the trainer has one (or a ``SignPruning``)."""
+        defaults = fault_callbacks(self.trainer.callbacks)
         if self._default_sign_annealing is None or not dense_weights(self.net):
-            return []
+            return defaults
         if any(isinstance(callback, (SignAnnealing, SignPruning)) for callback in self.trainer.callbacks):
-            return []
-        return [self._default_sign_annealing]
+            return defaults
+        return [*defaults, self._default_sign_annealing]
 
     def setup(self, stage: str) -> None:
         # Before the strategy wraps the model: under DDP, rank 0's initialised weights are broadcast.
@@ -514,6 +517,10 @@ class SNNModule(pl.LightningModule):
         # logger reads it, and a first self.log per epoch costs ~1.5 ms: skip it without one.
         if self.loggers:
             self.log("step", step, on_step=False, on_epoch=True)
+
+    def on_train_start(self) -> None:
+        # A run resumed mid-epoch (after an interrupt) skips on_train_epoch_start: same state here.
+        self.on_train_epoch_start()
 
     def on_train_epoch_start(self) -> None:
         # Lightning steps epoch schedulers right after the last batch, before the epoch-end
