@@ -52,6 +52,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from .deploy.export_cli import EXPORT_SKIPPED_ARGS, export as _export_subcommand, export_format
 from .hpo.tune_cli import TUNE_SKIPPED_ARGS, tune as _tune_subcommand
 from .chip_keys import CHIP_STAGES, chip_twin
+from .ckpt_args import settle_ckpt_path
 from .module import SNNModule
 
 __all__ = ["NWaveCLI", "NWaveTrainer", "main", "DEFAULT_LOG_DIR"]
@@ -91,6 +92,10 @@ class NWaveCLI(LightningCLI):
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
+        # Fault handling: `last` -> newest intact checkpoint, damaged files and overridden
+        # hyper-parameters refused; before LightningCLI reads the checkpoint's hyper-parameters.
+        subcommand = self.config.get("subcommand")
+        settle_ckpt_path(self.config.get(subcommand) if subcommand else None, subcommand, DEFAULT_LOG_DIR)
         if self.config.get("subcommand") == "export":
             # Checked here, before LightningCLI reads the checkpoint's hyper-parameters and builds the
             # model and the data: a wrong --output suffix fails before anything is loaded.

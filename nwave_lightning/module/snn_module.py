@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any, Callable, Optional, Union
 
 import lightning.pytorch as pl
@@ -42,6 +43,7 @@ from torchmetrics import Metric
 from ..callbacks.faults import fault_callbacks
 from ..callbacks.sign_annealing import SignAnnealing
 from ..callbacks.sign_pruning import SignPruning
+from ..checkpoints import load_checkpoint
 from ..chip_keys import CHIP_STAGES
 from ..deploy import check_chip, to_chip
 from ..layers.inspect import dense_weights, layers
@@ -303,6 +305,13 @@ class SNNModule(pl.LightningModule):
         initialised = dict(plain.named_modules())
         for entry in parametrized:
             restart_sign_parametrization(entry.module, entry.attr, getattr(initialised[entry.module_name], entry.attr))
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args: Any, **kwargs: Any):
+        """Lightning's ``load_from_checkpoint``; a damaged file fails as "checkpoint <path> is truncated or corrupt (...)"."""
+        if isinstance(checkpoint_path, (str, os.PathLike)) and os.path.isfile(checkpoint_path):
+            load_checkpoint(checkpoint_path)  # verifies the archive (CRCs included) before Lightning reads it
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Match the network's sign parametrisation to the checkpoint's before its weights load.
