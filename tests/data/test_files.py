@@ -64,3 +64,10 @@ def test_test_split_defaults_to_validation_file(tmp_path):
     torch.save({"x": x, "y": y}, tmp_path / "val.pt")
     dm = TensorFileDataModule(tmp_path, batch_size=4)
     assert torch.equal(next(iter(dm.test_dataloader()))[0], x)
+
+
+def test_an_empty_dataset_file_is_an_error_naming_the_file(tmp_path):
+    torch.save({"x": torch.zeros(0, 5, 3), "y": torch.zeros(0)}, tmp_path / "train.pt")
+    torch.save({"x": torch.zeros(2, 5, 3), "y": torch.zeros(2)}, tmp_path / "val.pt")
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'train.pt'} holds an empty dataset \(0 samples\)"):
+        TensorFileDataModule(str(tmp_path)).train_dataloader()
