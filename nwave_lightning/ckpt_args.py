@@ -11,9 +11,11 @@
 * a file is verified first: a truncated, empty or garbled one fails with
   "checkpoint <path> is truncated or corrupt (...)", before Lightning reads it.
 * LightningCLI applies the checkpoint's model hyper-parameters over the
-  command's; where the two differ (``--model.init_args.lr=0.1`` against a
-  checkpoint trained with 0.02) that would silently drop what was typed, so it
-  is an error listing every difference.
+  command's. Where they differ from an argument typed on the command line
+  (``--model.init_args.lr=0.1`` against a checkpoint trained with 0.02) that
+  would silently drop what was typed, so it is an error listing every such
+  difference; where they differ from the config file's values, the
+  checkpoint's win (it holds the trained model) and one line lists them.
 
 Example:
     >>> flat_differences({"lr": 0.02, "net": {"init_args": {"hidden": [32]}}},
@@ -26,7 +28,7 @@ from __future__ import annotations
 import glob
 import os
 import sys
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 from .checkpoints import load_checkpoint, newest_checkpoint
 
@@ -123,27 +125,48 @@ def _resolve_last(config, subcommand: str, default_save_dir: str) -> None:
     print(f"nwave {subcommand}: --ckpt_path last -> {info.describe()}, the newest intact checkpoint of the run.", file=sys.stderr)
 
 
-def settle_ckpt_path(config, subcommand: Optional[str], default_save_dir: str = "runs") -> None:
-    """Resolve ``last``, verify the file, refuse hyper-parameters that would override the command's.
+def _explicit_model_keys(argv: Optional[Sequence[str]]) -> list[str]:
+    """Dotted model keys set on the command line (``--model.init_args.lr=0.1`` -> ``lr``), ``init_args`` dropped."""
+    keys = []
+    for token in argv or []:
+        if not isinstance(token, str) or not token.startswith("--model"):
+            continue
+        name = token[2:].split("=", 1)[0]
+        parts = [part for part in name.split(".")[1:] if part != "init_args"]
+        keys.append(".".join(parts))  # "" (the whole --model) covers every key
+    return keys
+
+
+def _without_init_args(key: str) -> str:
+    return ".".join(part for part in key.split(".") if part != "init_args")
+
+
+def settle_ckpt_path(config, subcommand: Optional[str], default_save_dir: str = "runs", argv: Optional[Sequence[str]] = None) -> None:
+    """Resolve ``last``, verify the file, and settle the checkpoint's model hyper-parameters against the command's.
+
+    Where the checkpoint's model hyper-parameters differ from values given on the
+    command line (``argv``), that is an error: LightningCLI would silently replace
+    them. Where they differ from the config files' values or defaults, the
+    checkpoint's take precedence (it holds the model that was trained) and one line says so.
 
     Args:
         config: The subcommand's parsed config (``cli.config[subcommand]``); changed in place.
         subcommand: ``fit``, ``validate``, ... (``None``: nothing to do).
         default_save_dir: The logger's ``save_dir`` when the config names none.
+        argv: The command-line arguments (to tell typed ``--model...`` values from config values).
 
     Raises:
         CheckpointCorruptError: a damaged checkpoint file.
-        FileNotFoundError: ``--ckpt_path`` names no file.
-        ValueError: the checkpoint's model hyper-parameters differ from the command's.
+        ValueError: the checkpoint's model hyper-parameters differ from ``--model...`` arguments.
     """
     if not subcommand or not hasattr(config, "get") or not config.get("ckpt_path"):
         return
     if config.get("ckpt_path") == "last":
         _resolve_last(config, subcommand, default_save_dir)
     path = config.get("ckpt_path")
-    if not path or path in ("best", "hpc", "registry") or str(path).startswith(("http://", "https://", "s3://", "gs://")):
-        return
-    checkpoint = load_checkpoint(path)  # a clear error for a missing or damaged file
+    if not path or not os.path.isfile(path):
+        return  # "best", remote paths, or a missing file: the subcommand says what is wrong with it
+    checkpoint = load_checkpoint(path)  # a clear error for a damaged file
     saved = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     model = config.get("model")
     if not saved or model is None:
@@ -151,9 +174,22 @@ def settle_ckpt_path(config, subcommand: Optional[str], default_save_dir: str = 
     given = _plain(model)
     given = given.get("init_args", given) if isinstance(given, dict) else {}
     differences = flat_differences(saved, given)
-    if differences:
+    if not differences:
+        return
+    explicit = _explicit_model_keys(argv)
+    typed, from_config = [], []
+    for line in differences:
+        key = _without_init_args(line.split(":", 1)[0])
+        hit = any(e == "" or key == e or key.startswith(e + ".") for e in explicit)
+        (typed if hit else from_config).append(line)
+    if typed:
         raise ValueError(
-            f"nwave {subcommand}: --ckpt_path {path} was saved with model hyper-parameters that differ from this "
-            f"command's, and the checkpoint's would silently win: {'; '.join(differences)}. Drop those arguments "
-            "(or the config lines) to use the checkpoint's values, or give a checkpoint trained with these."
+            f"nwave {subcommand}: --ckpt_path {path} was saved with model hyper-parameters that differ from arguments "
+            f"given on this command line, and the checkpoint's would silently win: {'; '.join(typed)}. Drop those "
+            "arguments to use the checkpoint's values, or give a checkpoint trained with these."
         )
+    print(
+        f"nwave {subcommand}: the model hyper-parameters saved in {path} take precedence over the config's: "
+        f"{'; '.join(from_config)}.",
+        file=sys.stderr,
+    )

@@ -42,6 +42,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import sys
 from typing import Any, Optional
 
 from lightning.pytorch import LightningDataModule, Trainer
@@ -92,14 +93,15 @@ class NWaveCLI(LightningCLI):
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
-        # Fault handling: `last` -> newest intact checkpoint, damaged files and overridden
-        # hyper-parameters refused; before LightningCLI reads the checkpoint's hyper-parameters.
-        subcommand = self.config.get("subcommand")
-        settle_ckpt_path(self.config.get(subcommand) if subcommand else None, subcommand, DEFAULT_LOG_DIR)
         if self.config.get("subcommand") == "export":
             # Checked here, before LightningCLI reads the checkpoint's hyper-parameters and builds the
             # model and the data: a wrong --output suffix fails before anything is loaded.
             export_format(self.config["export"].get("output"))
+        # Fault handling: `last` -> newest intact checkpoint, damaged files and overridden
+        # hyper-parameters refused; before LightningCLI reads the checkpoint's hyper-parameters.
+        subcommand = self.config.get("subcommand")
+        argv = args if isinstance(args, (list, tuple)) else (sys.argv[1:] if args is None else None)
+        settle_ckpt_path(self.config.get(subcommand) if subcommand else None, subcommand, DEFAULT_LOG_DIR, argv)
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand:

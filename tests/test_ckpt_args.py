@@ -37,8 +37,18 @@ def test_ckpt_path_last_says_which_checkpoint(trained, capsys):
 
 def test_a_checkpoint_whose_hyper_parameters_override_the_command_is_refused(trained):
     tmp_path, last = trained
-    with pytest.raises(ValueError, match=r"lr: checkpoint 0\.02, command 0\.5.*Drop those arguments"):
+    with pytest.raises(ValueError, match=r"differ from arguments given on this command line.*lr: checkpoint 0\.02, command 0\.5.*Drop those"):
         _fit(tmp_path, "--model.init_args.lr=0.5", f"--ckpt_path={last}")
+
+
+def test_config_values_give_way_to_the_checkpoint_with_a_message(trained, tmp_path, capsys):
+    _, last = trained
+    config = tmp_path / "lr.yaml"
+    config.write_text("model:\n  init_args:\n    lr: 0.5\n")
+    cli = main(["validate", "--config", QUICKSTART, "--config", str(config), *TINY,
+                f"--trainer.logger.init_args.save_dir={tmp_path / 'v'}", f"--ckpt_path={last}"])
+    assert "take precedence over the config's: lr: checkpoint 0.02, command 0.5" in capsys.readouterr().err
+    assert cli.model.lr == 0.02
 
 
 def test_a_truncated_checkpoint_is_named_before_anything_is_built(trained, tmp_path):
