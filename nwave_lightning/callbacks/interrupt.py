@@ -123,7 +123,11 @@ class InterruptCheckpoint(Callback):
             return
         name = self.signal_name or "SIGTERM"
         self.signal_name = name
-        where = f"epoch {trainer.current_epoch + 1}, after {trainer.fit_loop.epoch_loop.batch_progress.current.completed} batch(es)"
+        done, total = trainer.fit_loop.epoch_loop.batch_progress.current.completed, trainer.num_training_batches
+        if 0 < done < total:
+            where = f"epoch {trainer.current_epoch + 1}, after {done} of {total} batches"
+        else:  # during validation or between epochs
+            where = f"at step {trainer.global_step}, at the end of an epoch"
         path = self.checkpoint_path(trainer)
         if path is not None:
             if trainer.is_global_zero:
