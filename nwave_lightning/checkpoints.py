@@ -39,7 +39,7 @@ from typing import Any, Optional, Sequence, Union
 
 import torch
 
-__all__ = ["CheckpointCorruptError", "CheckpointInfo", "checkpoint_problem", "load_checkpoint", "newest_checkpoint"]
+__all__ = ["CheckpointCorruptError", "CheckpointInfo", "checkpoint_problem", "load_checkpoint", "newest_checkpoint", "verify_checkpoint"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -88,6 +88,28 @@ def _corrupt(path: str, reason: str) -> CheckpointCorruptError:
     )
 
 
+def verify_checkpoint(path: PathLike) -> None:
+    """Raise :class:`CheckpointCorruptError` if the file at ``path`` is damaged; read nothing into memory.
+
+    For readers that load the file themselves (Lightning's ``load_from_checkpoint``).
+    Files in PyTorch's pre-1.6 format (a bare pickle, not a zip archive) are left to ``torch.load``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointCorruptError: an empty file, a damaged archive, or neither an archive nor a pickle.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path} does not exist (or is not a file); check the path.")
+    problem = checkpoint_problem(path)
+    if problem is None:
+        return
+    with open(path, "rb") as handle:
+        legacy = handle.read(1) == b"\x80" and not zipfile.is_zipfile(path)  # pickle protocol 2+ header
+    if not legacy:
+        raise _corrupt(path, problem)
+
+
 def load_checkpoint(path: PathLike, map_location: Any = "cpu", weights_only: bool = True) -> Any:
     """``torch.load`` with a clear error for a missing, truncated, empty or garbled file.
 
@@ -101,15 +123,12 @@ def load_checkpoint(path: PathLike, map_location: Any = "cpu", weights_only: boo
         CheckpointCorruptError: the file is damaged (the message names it and says how).
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path} does not exist (or is not a file); check the path.")
-    problem = checkpoint_problem(path)
-    if problem is not None and zipfile.is_zipfile(path):
-        raise _corrupt(path, problem)
+    verify_checkpoint(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=weights_only)
     except Exception as err:
-        if problem is not None:  # not a zip archive and not an old-format file torch can read either
+        problem = checkpoint_problem(path)
+        if problem is not None:  # looked like a pre-1.6 pickle, but torch cannot read it either
             raise _corrupt(path, problem) from err
         raise
 

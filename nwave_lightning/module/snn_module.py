@@ -43,7 +43,7 @@ from torchmetrics import Metric
 from ..callbacks.faults import fault_callbacks
 from ..callbacks.sign_annealing import SignAnnealing
 from ..callbacks.sign_pruning import SignPruning
-from ..checkpoints import load_checkpoint
+from ..checkpoints import verify_checkpoint
 from ..chip_keys import CHIP_STAGES
 from ..deploy import check_chip, to_chip
 from ..layers.inspect import dense_weights, layers
@@ -310,7 +310,7 @@ class SNNModule(pl.LightningModule):
     def load_from_checkpoint(cls, checkpoint_path, *args: Any, **kwargs: Any):
         """Lightning's ``load_from_checkpoint``; a damaged file fails as "checkpoint <path> is truncated or corrupt (...)"."""
         if isinstance(checkpoint_path, (str, os.PathLike)) and os.path.isfile(checkpoint_path):
-            load_checkpoint(checkpoint_path)  # verifies the archive (CRCs included) before Lightning reads it
+            verify_checkpoint(checkpoint_path)  # the archive and its CRCs, before Lightning unpickles it
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
