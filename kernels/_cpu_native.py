@@ -14,6 +14,13 @@ writes a temporary file and renames it into place, so concurrent processes
 never load a half-written library. When no compiler is found or the build
 fails, :func:`library` returns ``None`` and the caller uses the torch loop.
 
+Loading a shared object runs its constructors, and the file name is
+predictable: the cache folder and a cached file are used only when they belong
+to the current user and nobody else can write to them (else the library is
+built into a private temporary folder, removed at exit, with a warning). A
+cached file that fails to load (empty, cut short, built elsewhere) is removed
+and rebuilt once, with a warning; if that fails too, the torch loop takes over.
+
 Numerics: ``-ffp-contract=off`` keeps ``a * b + c`` as two roundings, the way
 the per-op reference computes it, so the forward pass is bit-identical to the
 reference for feed-forward layers.
@@ -21,10 +28,12 @@ reference for feed-forward layers.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -262,40 +271,96 @@ def _cpu_fingerprint() -> str:
     return "\n".join(sorted(set(keep)))
 
 
+def _private(path: Path, folder: bool) -> bool:
+    """Whether ``path`` is a real folder / regular file of the current user that group and others cannot write."""
+    try:
+        info = os.lstat(path)  # lstat: a symlink planted in the cache is not followed
+    except OSError:
+        return False
+    kind = stat.S_ISDIR(info.st_mode) if folder else stat.S_ISREG(info.st_mode)
+    owner = not hasattr(os, "getuid") or info.st_uid == os.getuid()
+    return kind and owner and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _warn(message: str) -> None:
+    warnings.warn(f"nwave_lightning.kernels: {message}", RuntimeWarning, stacklevel=4)
+
+
+def _private_temp_dir() -> Path:
+    """A folder only this process uses (mode 0700), removed when the process exits."""
+    if "private_dir" not in _state:
+        path = tempfile.mkdtemp(prefix="nwave_lightning_")
+        atexit.register(shutil.rmtree, path, True)
+        _state["private_dir"] = Path(path)
+    return _state["private_dir"]
+
+
 def _cache_dir() -> Path:
     root = os.environ.get("NWAVE_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "nwave_lightning"
     )
     path = Path(root)
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
         probe = tempfile.NamedTemporaryFile(dir=path, delete=True)
         probe.close()
-        return path
     except OSError:
         # A read-only home (containers, CI sandboxes): build per process instead.
-        return Path(tempfile.mkdtemp(prefix="nwave_lightning_"))
+        return _private_temp_dir()
+    if not _private(path, folder=True):
+        _warn(
+            f"the kernel cache {path} is not a folder of yours closed to others (it must be owned by you and not "
+            "group/other-writable, or anyone could plant a library there); building into a private temporary "
+            f"folder instead. Fix it with `chmod go-w {path}` or point NWAVE_CACHE_DIR to a folder of your own."
+        )
+        return _private_temp_dir()
+    return path
 
 
-def _build(compiler: str) -> Path:
+def _build(compiler: str, rebuild: bool = False) -> Path:
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
     errors = []
     # -march=native first (AVX2/AVX-512 loops); a plain build if the compiler refuses it.
     for flags in (_BASE_FLAGS + ["-march=native"], _BASE_FLAGS):
         key = hashlib.sha256("\0".join([SOURCE, " ".join(flags), version, _cpu_fingerprint()]).encode()).hexdigest()[:16]
         target = _cache_dir() / f"nwave_lif_cpu_{key}.so"
-        if target.exists():
-            return target
+        if os.path.lexists(target):
+            if not _private(target, folder=False):
+                _warn(f"{target} is not a file of yours closed to others; not loading it, building into a private temporary folder.")
+                target = _private_temp_dir() / target.name
+            elif rebuild or target.stat().st_size == 0:
+                if not rebuild:
+                    _warn(f"the cached library {target} is empty (an interrupted build?); rebuilding it.")
+                target.unlink()  # ours but bad (empty, or it failed to load): build it again
+            else:
+                return target
+            if os.path.lexists(target):
+                return target
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
             src = Path(tmp) / "lif.c"
             src.write_text(SOURCE)
             out = Path(tmp) / target.name
             proc = subprocess.run([compiler, *flags, str(src), "-o", str(out), "-lm"], capture_output=True, text=True)
             if proc.returncode == 0:
+                os.chmod(out, 0o755)  # whatever the umask: never group/other-writable
                 os.replace(out, target)
                 return target
             errors.append(proc.stderr.strip()[-2000:])
     raise RuntimeError("compiling the CPU scan failed:\n" + "\n".join(errors))
+
+
+def _load(compiler: str) -> ctypes.CDLL:
+    """Load the cached library; one that fails to load is rebuilt once."""
+    path = _build(compiler)
+    try:
+        lib = ctypes.CDLL(str(path))
+        _declare(lib)
+        return lib
+    except (OSError, AttributeError) as err:
+        _warn(f"the cached library {path} failed to load ({err}); rebuilding it.")
+    lib = ctypes.CDLL(str(_build(compiler, rebuild=True)))
+    _declare(lib)
+    return lib
 
 
 def _declare(lib: ctypes.CDLL) -> None:
@@ -337,9 +402,8 @@ def library() -> ctypes.CDLL | None:
             )
         else:
             try:
-                lib = ctypes.CDLL(str(_build(compiler)))
-                _declare(lib)
-            except (OSError, RuntimeError, subprocess.SubprocessError) as err:
+                lib = _load(compiler)
+            except (OSError, AttributeError, RuntimeError, subprocess.SubprocessError) as err:
                 warnings.warn(
                     f"nwave_lightning.kernels: building the fast CPU scan failed ({err}); using the per-step "
                     "torch loop instead (same numbers, slower).",

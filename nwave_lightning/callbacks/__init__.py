@@ -17,6 +17,8 @@ from .activity_figures import ActivityFigures
 from .best_checkpoint import BestModelCheckpoint
 from .config import callbacks_from_config
 from .early_stopping import NWaveEarlyStopping
+from .interrupt import InterruptCheckpoint
+from .non_finite import NonFiniteError, NonFiniteGuard
 from .sign_annealing import SignAnnealing, export_hard_signed, install_sign_parametrization, set_sign_alpha, sign_coherence_pct
 from .sign_pruning import SignPruning, shrink_minority_signs
 from .surrogate_scheduler import SurrogateScheduler
@@ -24,6 +26,9 @@ from .surrogate_scheduler import SurrogateScheduler
 __all__ = [
     "ActivityFigures",
     "BestModelCheckpoint",
+    "InterruptCheckpoint",
+    "NonFiniteError",
+    "NonFiniteGuard",
     "NWaveEarlyStopping",
     "SignAnnealing",
     "SignPruning",

@@ -112,6 +112,9 @@ class BestModelCheckpoint(Callback):
         """Write ``payload`` atomically to :attr:`target_path` and return the path (call on one rank only)."""
         if self.dirpath is None:
             raise RuntimeError(f"{type(self).__name__}: no dirpath yet; pass dirpath= or let the Trainer set it up.")
+        bad = [key for key, value in (payload.get("state_dict") or {}).items() if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())]
+        if bad:  # the file keeps its last finite weights; a NaN best model is never written
+            raise ValueError(f"{type(self).__name__}: refusing to write {self.filename} with non-finite weights ({', '.join(bad[:4])}).")
         os.makedirs(self.dirpath, exist_ok=True)
         path = self.target_path
         atomic_write(path, lambda tmp: torch.save(payload, tmp))

@@ -145,6 +145,10 @@ class SurrogateScheduler(Callback):
                 "SurrogateSpike), so there is nothing to schedule. Give its H1 layers spike_grad=... or remove the callback."
             )
 
+    def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        # A run resumed mid-epoch (after an interrupt) skips on_train_epoch_start: same value here.
+        self.on_train_epoch_start(trainer, pl_module)
+
     def on_train_epoch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         step = trainer.current_epoch
         value = self.scheduled_value(step)

@@ -33,10 +33,9 @@ Example:
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
-import re
+import sys
 from typing import Any, Optional
 
 from lightning.pytorch import Trainer
@@ -49,6 +48,7 @@ from ..chip_keys import CHIP_STAGES, chip_twin
 from .. import data as _builtin_data, models as _builtin_models  # listed in --help (known subclasses)
 from ..console import quiet_third_party
 from ..run import DEFAULT_LOG_DIR, RunCLI, cli_kwargs
+from ..ckpt_args import settle_ckpt_path
 
 __all__ = ["NWaveCLI", "NWaveTrainer", "console_main", "main"]
 
@@ -73,6 +73,11 @@ class NWaveCLI(RunCLI):
             # Checked here, before LightningCLI reads the checkpoint's hyper-parameters and builds the
             # model and the data: a wrong --output suffix fails before anything is loaded.
             export_format(self.config["export"].get("output"))
+        # Fault handling: `last` -> newest intact checkpoint, damaged files and overridden
+        # hyper-parameters refused; before LightningCLI reads the checkpoint's hyper-parameters.
+        subcommand = self.config.get("subcommand")
+        argv = args if isinstance(args, (list, tuple)) else (sys.argv[1:] if args is None else None)
+        settle_ckpt_path(self.config.get(subcommand) if subcommand else None, subcommand, DEFAULT_LOG_DIR, argv)
 
     def runs_a_fit_loop(self) -> bool:
         return self.subcommand in LightningCLI.subcommands()
@@ -82,8 +87,6 @@ class NWaveCLI(RunCLI):
         if not self.runs_a_fit_loop():  # tune / export: the Trainer's device and seed lines are not theirs
             for name in ("lightning.pytorch", "lightning.fabric"):
                 logging.getLogger(name).setLevel(logging.WARNING)
-        if self.subcommand:
-            _resume_in_latest_version(self.config[self.subcommand])
 
     @rank_zero_only
     def before_fit(self) -> None:
@@ -113,31 +116,6 @@ def _chip_verdict(metrics) -> str:
         if float_key in metrics:
             pairs.append(f"{float_key} {float(metrics[float_key]):.4g} -> chip-ready {float(metrics[key]):.4g}")
     return "Last epoch (float -> chip-ready, to_chip(net)): " + "; ".join(pairs) if pairs else ""
-
-
-def _resume_in_latest_version(config) -> None:
-    """With ``--ckpt_path last`` and no explicit logger version, log into the newest version folder.
-
-    ModelCheckpoint looks for ``last.ckpt`` under the logger's version folder;
-    a fresh ``version_<n+1>`` would hold none, and Lightning would silently
-    start from scratch.
-    """
-    if config.get("ckpt_path") != "last":
-        return
-    logger = config.get("trainer", {}).get("logger")
-    if not logger or isinstance(logger, bool) or isinstance(logger, list):
-        return
-    init_args = logger.get("init_args") if hasattr(logger, "get") else None
-    if init_args is None or init_args.get("version") is not None:
-        return
-    folder = os.path.join(init_args.get("save_dir") or DEFAULT_LOG_DIR, init_args.get("name") or "")
-    versions = []
-    for path in glob.glob(os.path.join(folder, "version_*", "checkpoints", "last*.ckpt")):
-        match = re.search(r"version_(\d+)", path)
-        if match:
-            versions.append(int(match.group(1)))
-    if versions:
-        init_args["version"] = max(versions)
 
 
 def main(args: Optional[list[str]] = None, **overrides: Any) -> Optional[NWaveCLI]:

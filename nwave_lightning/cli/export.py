@@ -37,9 +37,9 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-import torch
 from torch import nn
 
+from ..checkpoints import CheckpointCorruptError, load_checkpoint
 from ..layers.walk import layers
 from ..layers.sign import install_sign_parametrization
 from ..deploy.chip import check_chip, to_chip
@@ -140,8 +140,10 @@ def load_checkpoint_into(model: nn.Module, ckpt_path: str) -> nn.Module:
             "--ckpt_path runs/<name>/version_<n>/checkpoints/last.ckpt, its best_model.pt, or --ckpt_path last."
         )
     try:
-        payload = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle / zip / torch errors all mean: not a checkpoint this command can read
+        payload = load_checkpoint(ckpt_path)  # a damaged file: "checkpoint <path> is truncated or corrupt (...)"
+    except CheckpointCorruptError:
+        raise
+    except Exception as err:  # pickle / torch errors all mean: not a checkpoint this command can read
         raise ValueError(
             f"nwave export: ckpt_path={os.fspath(ckpt_path)!r} cannot be read as a checkpoint with "
             f"torch.load(weights_only=True): {err}"

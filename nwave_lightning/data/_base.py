@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-__all__ = ["EpochShuffleSampler", "InMemoryDataModule", "check_fraction", "check_positive"]
+__all__ = ["EpochShuffleSampler", "InMemoryDataModule", "ResumableDataLoader", "check_fraction", "check_positive"]
 
 
 def check_positive(owner: str, name: str, value, integer: bool = True):
@@ -54,6 +54,44 @@ class EpochShuffleSampler(Sampler[int]):
         return self.length
 
 
+class ResumableDataLoader(DataLoader):
+    """A DataLoader that resumes mid-epoch: Lightning saves its ``state_dict`` in every checkpoint.
+
+    :class:`~nwave_lightning.callbacks.InterruptCheckpoint` sets :attr:`consumed` after every
+    training batch (Lightning fetches one batch ahead, so the loader cannot count them itself).
+    After ``load_state_dict`` the next iteration skips the batches the interrupted run already
+    trained on; with :class:`EpochShuffleSampler` the rest of the epoch is then exactly the
+    batches the uninterrupted run saw.
+
+    Example:
+        >>> loader = ResumableDataLoader(list(range(6)), batch_size=2)
+        >>> loader.load_state_dict({"consumed": 2, "epoch": None})
+        >>> [batch.tolist() for batch in loader], [batch.tolist() for batch in loader]
+        ([[4, 5]], [[0, 1], [2, 3], [4, 5]])
+    """
+
+    consumed = 0
+    _skip = 0
+
+    def state_dict(self) -> dict:
+        epoch = getattr(self.sampler, "epoch", None)
+        return {"consumed": int(self.consumed), "epoch": None if epoch is None else int(epoch)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._skip = int(state_dict.get("consumed", 0))
+        # Lightning iterates a restored loader before it sets the sampler's epoch: set it here.
+        if state_dict.get("epoch") is not None and hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(int(state_dict["epoch"]))
+
+    def __iter__(self):
+        iterator = super().__iter__()
+        skip, self._skip, self.consumed = self._skip, 0, 0
+        for _ in range(skip):  # in-memory datasets: loading a skipped batch costs little
+            next(iterator, None)
+        self.consumed = skip
+        return iterator
+
+
 class InMemoryDataModule(pl.LightningDataModule):
     """A datamodule whose splits are tensors built once, deterministically, in :meth:`build`.
 
@@ -93,7 +131,7 @@ class InMemoryDataModule(pl.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = self.dataset(split)
         sampler = EpochShuffleSampler(len(dataset), self.seed) if shuffle else None
-        return DataLoader(
+        return ResumableDataLoader(
             dataset,
             batch_size=self.batch_size,
             sampler=sampler,

@@ -55,7 +55,14 @@ def _tensors_dataset(payload, path: str) -> Dataset:
         raise ValueError(f"{path}: every entry must be a tensor, got {[type(t).__name__ for t in tensors]}.")
     if len({t.shape[0] for t in tensors}) != 1:
         raise ValueError(f"{path}: x, y (and meta) need the same first dimension, got {[tuple(t.shape) for t in tensors]}.")
+    _check_not_empty(tensors[0].shape[0], path)
     return TensorDataset(*tensors)
+
+
+def _check_not_empty(length: int, path: str) -> None:
+    # An empty split trains nothing and validates nothing, yet a run on it "succeeds".
+    if length == 0:
+        raise ValueError(f"TensorFileDataModule: {path} holds an empty dataset (0 samples); save at least one sample there or point to another file.")
 
 
 def load_dataset_file(path: str, allow_pickle: bool = False) -> Union[Dataset, DataLoader]:
@@ -80,6 +87,9 @@ def load_dataset_file(path: str, allow_pickle: bool = False) -> Union[Dataset, D
             ) from None
         payload = torch.load(path, map_location="cpu", weights_only=False)
         if isinstance(payload, (DataLoader, Dataset)):
+            source = payload.dataset if isinstance(payload, DataLoader) else payload
+            if hasattr(source, "__len__"):
+                _check_not_empty(len(source), path)
             return payload
     return _tensors_dataset(payload, path)
 

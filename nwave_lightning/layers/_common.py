@@ -49,6 +49,26 @@ class SeedDeviceMixin:
         return self
 
 
+def warn_non_finite_input(module: nn.Module, x: torch.Tensor) -> None:
+    """Warn once per module when an evaluation input holds NaN / Inf (it spreads silently otherwise).
+
+    Training inputs are checked by the run itself (``NonFiniteGuard`` stops it); in
+    evaluation a NaN input only zeroes spikes, so say so once instead of costing a check per step forever.
+    """
+    if module.training or getattr(module, "_warned_non_finite", False) or not x.is_floating_point():
+        return
+    if not bool(torch.isfinite(x).all()):
+        object.__setattr__(module, "_warned_non_finite", True)
+        bad = int((~torch.isfinite(x)).sum())
+        warnings.warn(
+            f"{type(module).__name__}: {bad} of {x.numel()} input values are NaN or Inf; the layer's outputs for "
+            "them are meaningless (a NaN membrane never reaches threshold). Clean the input (torch.nan_to_num, or "
+            "drop the sample). Warned once per layer.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 def check_input(owner: str, x: torch.Tensor, width: int, what: str) -> int:
     """Validate a layer input and return its rank (2 = one step, 3 = sequence)."""
     if not isinstance(x, torch.Tensor):

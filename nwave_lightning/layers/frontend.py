@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..hardware import H1V1, H1V2, ChipSpec
-from ._common import SeedDeviceMixin, check_input, check_width, resolve_device
+from ._common import SeedDeviceMixin, check_input, check_width, warn_non_finite_input, resolve_device
 
 __all__ = ["H1v1Frontend", "H1v2Frontend"]
 
@@ -66,6 +66,7 @@ class _H1Frontend(SeedDeviceMixin, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode ``(B, in_ch)`` (one step) or ``(B, T, in_ch)`` (sequence) into spikes."""
         rank = check_input(type(self).__name__, x, self.in_ch, "in_ch")
+        warn_non_finite_input(self, x)
         self._warn_on_negative(x)
         if rank == 2:
             if self._accumulator is None or self._accumulator.shape != x.shape:

@@ -10,7 +10,7 @@ from torch import nn
 from ..hardware import H1V1, H1V2, ChipSpec, decay_factor, validate_taus
 from ..kernels import LIFState, initial_state, lif_sequence, lif_step, resolve_backend
 from ..surrogate import SurrogateSpike, fast_sigmoid
-from ._common import PreparedMatrix, SeedDeviceMixin, check_input, check_width, default_weight_init, resolve_device
+from ._common import PreparedMatrix, SeedDeviceMixin, check_input, check_width, warn_non_finite_input, default_weight_init, resolve_device
 from .synapse import effective_matrix
 
 __all__ = ["H1v1Layer", "H1v2Layer", "TOPOLOGIES"]
@@ -142,6 +142,7 @@ class _H1Layer(SeedDeviceMixin, nn.Module):
     def forward(self, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Spikes and pre-reset membranes for one step or a whole sequence."""
         rank = check_input(type(self).__name__, current, self.n_neurons, "n_neurons (the synapse's nb_outputs must match)")
+        warn_non_finite_input(self, current)
         if rank == 2:
             spikes, membrane = self._forward_step(current)
         else:

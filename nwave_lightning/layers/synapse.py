@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..hardware import H1V1, H1V2, ChipSpec, efficacy
-from ._common import PreparedMatrix, SeedDeviceMixin, check_input, check_width, default_weight_init, resolve_device
+from ._common import PreparedMatrix, SeedDeviceMixin, check_input, check_width, warn_non_finite_input, default_weight_init, resolve_device
 
 __all__ = ["H1v1Synapse", "H1v2Synapse", "effective_matrix"]
 
@@ -84,6 +84,7 @@ class _H1Synapse(SeedDeviceMixin, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Current for ``(B, nb_inputs)`` or ``(B, T, nb_inputs)`` spikes."""
         check_input(type(self).__name__, x, self.nb_inputs, "nb_inputs")
+        warn_non_finite_input(self, x)
         if x.dim() == 2 and self._prepared is not None and self._prepared.is_current(self):
             matrix = self._prepared.matrix
         else:

@@ -26,6 +26,17 @@ def check_finite(owner: str, name: str, value, minimum: float | None = None) -> 
     return float(value)
 
 
+def check_rate(owner: str, name: str, value) -> float:
+    """A spike probability per step: a finite number in ``[0, 1]``."""
+    value = check_finite(owner, name, value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(
+            f"{owner}: {name}={value!r} must be in [0, 1]: it is a spike probability per step (0.35 = fires on "
+            "35 % of the steps), which no neuron can exceed."
+        )
+    return value
+
+
 def check_class_labels(owner: str, y, batch: int, num_classes: int) -> torch.Tensor:
     """``y`` as a ``(B,)`` int64 tensor of class indices in ``[0, num_classes)``.
 

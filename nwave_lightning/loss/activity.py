@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from ._checks import check_finite, check_step_mask, masked_time_mean
+from ._checks import check_finite, check_rate, check_step_mask, masked_time_mean
 
 __all__ = ["firing_rate_target_mse_loss"]
 
@@ -67,7 +67,7 @@ def firing_rate_target_mse_loss(
             f"got {type(spikes_list).__name__}."
         )
     n_layers = len(spikes_list)
-    offsets = _per_layer("offsets", offsets, n_layers)
+    offsets = [check_rate(_OWNER, f"offsets[{i}]", value) for i, value in enumerate(_per_layer("offsets", offsets, n_layers))]
     multipliers = _per_layer("multipliers", multipliers, n_layers)
     total = None
     for index, (spikes, offset, multiplier) in enumerate(zip(spikes_list, offsets, multipliers)):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_class_labels, check_finite, check_positive_int, check_step_mask, masked_time_mean
+from ._checks import check_class_labels, check_positive_int, check_rate, check_step_mask, masked_time_mean
 
 __all__ = ["balanced_population_mse"]
 
@@ -68,8 +68,8 @@ def balanced_population_mse(
     neurons_per_class = check_positive_int(_OWNER, "neurons_per_class", neurons_per_class)
     if num_classes < 2:
         raise ValueError(f"{_OWNER}: num_classes={num_classes} must be at least 2 for a population vote.")
-    correct_rate = check_finite(_OWNER, "correct_rate", correct_rate)
-    incorrect_rate = check_finite(_OWNER, "incorrect_rate", incorrect_rate)
+    correct_rate = check_rate(_OWNER, "correct_rate", correct_rate)
+    incorrect_rate = check_rate(_OWNER, "incorrect_rate", incorrect_rate)
     if not isinstance(spk_out, torch.Tensor) or spk_out.dim() != 3:
         shape = tuple(spk_out.shape) if isinstance(spk_out, torch.Tensor) else type(spk_out).__name__
         raise ValueError(f"{_OWNER}: spk_out must be a (B, T, N) tensor of readout spikes, got {shape}.")

@@ -20,6 +20,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from ..loss._checks import check_rate
 from ..loss import CompositeLoss, LossOutput, balanced_population_mse, firing_rate_target_mse_loss, topology_loss, weight_magnitude_loss
 
 __all__ = ["PopulationLoss", "RateMSELoss"]
@@ -105,6 +106,11 @@ class PopulationLoss:
     ) -> None:
         if (offsets_fr is None) != (multipliers_fr is None):
             raise ValueError("PopulationLoss: give both offsets_fr and multipliers_fr (one per layer) or neither.")
+        # Checked here, not at the first batch: a target rate outside [0, 1] can never be met.
+        check_rate("PopulationLoss", "correct_rate", correct_rate)
+        check_rate("PopulationLoss", "incorrect_rate", incorrect_rate)
+        for index, value in enumerate(offsets_fr or []):
+            check_rate("PopulationLoss", f"offsets_fr[{index}]", value)
         population = dict(num_classes=num_classes, neurons_per_class=neurons_per_class, correct_rate=correct_rate, incorrect_rate=incorrect_rate)
         self.composite = CompositeLoss().add_loss_term("population", _population_term, config=population, weight=w_population)
         if offsets_fr is not None:

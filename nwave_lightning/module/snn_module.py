@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import os
 import warnings
 from typing import Any, Callable, Optional, Union
 
@@ -39,8 +40,10 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torchmetrics import Metric
 
+from ..callbacks.faults import fault_callbacks
 from ..callbacks.sign_annealing import SignAnnealing
 from ..callbacks.sign_pruning import SignPruning
+from ..checkpoints import verify_checkpoint
 from ..chip_keys import CHIP_STAGES
 from ..deploy import check_chip, to_chip
 from ..layers.walk import dense_weights, layers
@@ -259,12 +262,14 @@ class SNNModule(pl.LightningModule):
             self.activity = nn.ModuleDict({f"{stage}_activity": ActivityMetric() for stage in STAGES})
 
     def configure_callbacks(self) -> list[pl.Callback]:
-        """The default hardware-aware training: a ``SignAnnealing`` unless the trainer has one (or a ``SignPruning``)."""
+        """The defaults: fault handling (:func:`~nwave_lightning.callbacks.faults.fault_callbacks`) and
+        hardware-aware training, a ``SignAnnealing`` unless the trainer has one (or a ``SignPruning``)."""
+        defaults = fault_callbacks(self.trainer.callbacks)
         if self._default_sign_annealing is None or not dense_weights(self.net):
-            return []
+            return defaults
         if any(isinstance(callback, (SignAnnealing, SignPruning)) for callback in self.trainer.callbacks):
-            return []
-        return [self._default_sign_annealing]
+            return defaults
+        return [*defaults, self._default_sign_annealing]
 
     def setup(self, stage: str) -> None:
         self._check_class_count(self.trainer.datamodule)
@@ -276,6 +281,8 @@ class SNNModule(pl.LightningModule):
             warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\('(step|epoch|lr|(train|val|test)[_/])")
 
     def on_train_start(self) -> None:
+        # A run resumed mid-epoch (after an interrupt) skips on_train_epoch_start: same state here.
+        self.on_train_epoch_start()
         # The training loader exists from here on (trainer.train_dataloader). A resumed run
         # (ckpt_path) already holds its trained weights: fluct_init only starts fresh runs.
         if self.fluct_init_kwargs is None or self._fluct_done or self.trainer.ckpt_path is not None:
@@ -311,6 +318,13 @@ class SNNModule(pl.LightningModule):
         initialised = dict(plain.named_modules())
         for entry in parametrized:
             restart_sign_parametrization(entry.module, entry.attr, getattr(initialised[entry.module_name], entry.attr))
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args: Any, **kwargs: Any):
+        """Lightning's ``load_from_checkpoint``; a damaged file fails as "checkpoint <path> is truncated or corrupt (...)"."""
+        if isinstance(checkpoint_path, (str, os.PathLike)) and os.path.isfile(checkpoint_path):
+            verify_checkpoint(checkpoint_path)  # the archive and its CRCs, before Lightning unpickles it
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Match the network's sign parametrisation to the checkpoint's before its weights load.

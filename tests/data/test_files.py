@@ -71,3 +71,10 @@ def test_testing_without_a_test_file_says_it_uses_the_validation_file(tmp_path):
         torch.save({"x": torch.rand(4, 3, 2), "y": torch.arange(4) % 2}, tmp_path / name)
     with pytest.warns(UserWarning, match="testing runs on the validation file 'val.pt'"):
         TensorFileDataModule(tmp_path).test_dataloader()
+
+
+def test_an_empty_dataset_file_is_an_error_naming_the_file(tmp_path):
+    torch.save({"x": torch.zeros(0, 5, 3), "y": torch.zeros(0)}, tmp_path / "train.pt")
+    torch.save({"x": torch.zeros(2, 5, 3), "y": torch.zeros(2)}, tmp_path / "val.pt")
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'train.pt'} holds an empty dataset \(0 samples\)"):
+        TensorFileDataModule(str(tmp_path)).train_dataloader()

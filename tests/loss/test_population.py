@@ -95,3 +95,12 @@ def test_bad_labels_raise(y, match):
 def test_bad_spikes_shape_raises():
     with pytest.raises(ValueError, match=r"spk_out must be a \(B, T, N\)"):
         balanced_population_mse(torch.zeros(2, 4), torch.tensor([0, 1]), 2, 2, 0.4, 0.05)
+
+
+@pytest.mark.parametrize("kwargs", [{"correct_rate": 1.5}, {"incorrect_rate": -0.1}, {"offsets_fr": [0.1, 2.0], "multipliers_fr": [1.0, 1.0]}])
+def test_rate_targets_outside_zero_one_are_refused_at_construction(kwargs):
+    from nwave_lightning.models import PopulationLoss
+
+    name = next(iter(kwargs))
+    with pytest.raises(ValueError, match=rf"PopulationLoss: {name}.* must be in \[0, 1\]"):
+        PopulationLoss(num_classes=2, neurons_per_class=2, **kwargs)
