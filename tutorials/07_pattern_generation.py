@@ -25,7 +25,7 @@ epochs), gradient norm clipped at 1 as in the vendor SDK, and
 network on 64 fresh trains); the test batches come from a generator never
 used in training or validation.
 
-Run (CPU, one thread: ~7 min unloaded, ~17 min on 2 busy cores)::
+Run (CPU, one thread: 17 min on 2 cores shared with other jobs)::
 
     python tutorials/07_pattern_generation.py
     python tutorials/07_pattern_generation.py --hidden 0 --lr 5e-4   # the vendor SDK's 8-neuron network
