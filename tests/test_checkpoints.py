@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nwave_lightning.checkpoints import CheckpointCorruptError, load_checkpoint, newest_checkpoint
-from nwave_lightning.deploy.export_cli import load_checkpoint_into
+from nwave_lightning.cli.export import load_checkpoint_into
 from nwave_lightning.module import SNNModule
 
 
