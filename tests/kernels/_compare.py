@@ -1,8 +1,14 @@
-"""Run one backend end to end and compare it with the reference oracle."""
+"""Run one backend end to end and compare it with the reference oracle.
+
+Every comparison also checks, from :func:`record_kernels`, which backend and
+kernel produced each side: a forced backend (``NWAVE_BACKEND``), a fallback or a
+layout switch that did not take effect would otherwise make a parity test
+compare the reference with itself, or test a kernel other than the one it names.
+"""
 
 import torch
 
-from nwave_lightning.kernels import lif_sequence
+from nwave_lightning.kernels import lif_sequence, record_kernels
 from nwave_lightning.surrogate import atan, fast_sigmoid, sigmoid, triangle
 
 SURROGATES = {
@@ -23,6 +29,34 @@ def make_inputs(batch, steps, n, recurrent, seed=0, dtype=torch.float32, device=
     grads = torch.randn(2, batch, steps, n, generator=gen)
     move = lambda t: None if t is None else t.to(device=device, dtype=dtype)
     return move(current), move(beta), move(w), move(grads)
+
+
+def run_recorded(backend, *args, **kwargs):
+    """:func:`run` and the kernel launches it made (forward and backward)."""
+    with record_kernels() as calls:
+        result = run(backend, *args, **kwargs)
+    return result, list(calls)
+
+
+def assert_ran(calls, backend, kernel=None, device="cpu"):
+    """``calls`` are the launches of one forward + backward of ``backend`` (and ``kernel`` when given).
+
+    ``backend="auto"`` must have picked the device's kernel: Triton on CUDA, the CPU scan on the CPU.
+    """
+    device = torch.device(device).type
+    want = {"auto": "triton" if device == "cuda" else "cpu"}.get(backend, backend)
+    seen = [(c.backend, c.kernel, c.stage, c.device) for c in calls]
+    if want == "reference":
+        assert seen == [("reference", "reference", "forward", device)], f"expected one reference scan, ran {seen}"
+        return
+    assert [c.stage for c in calls] == ["forward", "backward"], f"expected one {want} forward and backward, ran {seen}"
+    for call in calls:
+        assert call.backend == want and call.device == device, f"expected backend {want!r} on {device}, ran {seen}"
+        if kernel is not None:
+            assert call.kernel == kernel, f"expected the {kernel!r} kernel, ran {seen}"
+        if want == "triton":
+            # On the CPU only the interpreter runs Triton; on CUDA the compiled kernels must.
+            assert call.interpreted == (device == "cpu"), f"Triton interpreted={call.interpreted} on {device}"
 
 
 def run(backend, current, beta, w, grads, surrogate, syn_decay=None, detach_reset=False, loss_on=("spikes", "membranes")):
@@ -56,10 +90,13 @@ def assert_matches_reference(got, expected, dtype=torch.float32):
 
 
 def compare(backend, shape, topology, chip, surrogate, detach_reset, dtype=torch.float32, seed=0, device="cpu",
-            loss_on=("spikes", "membranes")):
+            loss_on=("spikes", "membranes"), kernel=None):
+    """``backend`` (and its ``kernel`` when given) against the reference, each side checked to be what it claims."""
     current, beta, w, grads = make_inputs(*shape, recurrent=topology == "RC", seed=seed, dtype=dtype, device=device)
     args = (current, beta, w, grads, SURROGATES[surrogate](), SYN_DECAY[chip], detach_reset, loss_on)
-    expected = run("reference", *args)
-    got = run(backend, *args)
+    expected, expected_calls = run_recorded("reference", *args)
+    got, got_calls = run_recorded(backend, *args)
+    assert_ran(expected_calls, "reference", device=device)
+    assert_ran(got_calls, backend, kernel, device=device)
     assert_matches_reference(got, expected, dtype)
     return got
