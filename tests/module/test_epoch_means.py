@@ -26,8 +26,23 @@ def test_a_key_seen_on_some_batches_only_averages_over_those():
 
 def test_reduce_sum_sees_sums_and_weights_and_reset_clears():
     means = EpochMeans()
-    means.update({"x": 1.0}, 2)
-    # Two identical ranks: summing sums and weights leaves the mean unchanged.
-    assert float(means.compute(lambda packed: 2 * packed)["x"]) == pytest.approx(1.0)
+    means.update({"x": 1.0, "y": 10.0}, 2)
+    means.update({"x": 4.0}, 1)
+    seen = []
+    # Another rank saw x = 7 on 3 samples and y = 0 on 5: the collective adds its sums and weights.
+    other = torch.tensor([7.0 * 3, 0.0 * 5, 3.0, 5.0], dtype=torch.float64)
+
+    def reduce_sum(packed):
+        seen.append(packed.clone())
+        return packed + other
+
+    got = {key: float(value) for key, value in means.compute(reduce_sum).items()}
+    # One collective; keys sorted, sums first then weights: [sum_x, sum_y, w_x, w_y].
+    assert len(seen) == 1
+    assert seen[0].tolist() == [1.0 * 2 + 4.0 * 1, 10.0 * 2, 3.0, 2.0]
+    assert got == pytest.approx({"x": (2.0 + 4.0 + 21.0) / (3 + 3), "y": (20.0 + 0.0) / (2 + 5)})
+    assert {key: float(value) for key, value in means.compute().items()} == pytest.approx({"x": 2.0, "y": 10.0})
     means.reset()
     assert means.compute() == {}
+    means.update({"z": 3.0}, 4)  # after reset nothing of the old epoch leaks into the new one
+    assert {key: float(value) for key, value in means.compute().items()} == {"z": 3.0}
