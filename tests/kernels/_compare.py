@@ -78,25 +78,54 @@ def run(backend, current, beta, w, grads, surrogate, syn_decay=None, detach_rese
     return {"spikes": spikes.detach(), "membranes": membranes.detach(), **{n: l.grad for n, l in zip(("current", "beta", "recurrent"), leaves)}}
 
 
-def assert_matches_reference(got, expected, dtype=torch.float32):
-    """Spikes exactly; membranes and gradients to float rounding."""
-    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
-    assert torch.equal(got["spikes"], expected["spikes"])
+# Elementwise tolerances of membranes and gradients against the reference.
+TOLERANCES = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-5, atol=1e-5)}
+# float16/bfloat16 kernels read and write half-precision tensors but compute in float32: the
+# reference runs in float32 on the same (exactly upcast) inputs. The stored membranes differ by
+# their rounding; backward recomputes the spikes and the surrogate from those rounded membranes
+# (a neuron a rounding away from threshold gets another surrogate slope), and the beta / W
+# reductions run in the half dtype, so gradients are held to a normwise relative error
+# ||got - ref|| / ||ref||: (membranes, gradients).
+NORMWISE = {torch.float16: (1e-3, 6e-2), torch.bfloat16: (1e-2, 6e-2)}
+LOW_PRECISION = tuple(NORMWISE)
+
+
+def assert_matches_reference(got, expected, dtype=torch.float32, tolerance=None):
+    """Spikes exactly; membranes and gradients to the dtype's rounding (or ``tolerance``, elementwise)."""
+    assert torch.equal(got["spikes"].to(expected["spikes"].dtype), expected["spikes"])
     if expected["spikes"].shape[1] >= 3:
         assert expected["spikes"].any(), "inputs never made a neuron fire: the reset is not exercised"
     for key in ("membranes", "current", "beta", "recurrent"):
-        if key in expected:
-            torch.testing.assert_close(got[key], expected[key], **tol, msg=lambda m: f"{key}: {m}")
+        if key not in expected:
+            continue
+        value = got[key].to(expected[key].dtype)
+        if tolerance is None and dtype in NORMWISE:
+            bound = NORMWISE[dtype][0 if key == "membranes" else 1]
+            error = float((value - expected[key]).norm() / expected[key].norm().clamp_min(1e-30))
+            assert error <= bound, f"{key}: normwise relative error {error:.2e} > {bound:.0e} ({dtype})"
+        else:
+            tol = tolerance or TOLERANCES[dtype]
+            torch.testing.assert_close(value, expected[key], **tol, msg=lambda m: f"{key}: {m}")
 
 
 def compare(backend, shape, topology, chip, surrogate, detach_reset, dtype=torch.float32, seed=0, device="cpu",
-            loss_on=("spikes", "membranes"), kernel=None):
-    """``backend`` (and its ``kernel`` when given) against the reference, each side checked to be what it claims."""
+            loss_on=("spikes", "membranes"), kernel=None, tolerance=None, reference_inputs=None):
+    """``backend`` (and its ``kernel`` when given) against the reference, each side checked to be what it claims.
+
+    Half-precision inputs are compared with the float32 reference on the same values;
+    ``reference_inputs`` maps the inputs ``(current, beta, w, grads)`` to the reference's
+    (e.g. weights rounded as a reduced-precision dot rounds them).
+    """
     current, beta, w, grads = make_inputs(*shape, recurrent=topology == "RC", seed=seed, dtype=dtype, device=device)
-    args = (current, beta, w, grads, SURROGATES[surrogate](), SYN_DECAY[chip], detach_reset, loss_on)
-    expected, expected_calls = run_recorded("reference", *args)
+    tensors = (current, beta, w, grads)
+    args = (*tensors, SURROGATES[surrogate](), SYN_DECAY[chip], detach_reset, loss_on)
+    reference_tensors = tuple(None if t is None else t.float() for t in tensors) if dtype in LOW_PRECISION else tensors
+    if reference_inputs is not None:
+        reference_tensors = reference_inputs(*reference_tensors)
+    expected, expected_calls = run_recorded("reference", *reference_tensors, *args[4:])
     got, got_calls = run_recorded(backend, *args)
     assert_ran(expected_calls, "reference", device=device)
     assert_ran(got_calls, backend, kernel, device=device)
-    assert_matches_reference(got, expected, dtype)
+    assert {c.dtype for c in got_calls} == {dtype}, got_calls
+    assert_matches_reference(got, expected, dtype, tolerance)
     return got

@@ -66,3 +66,24 @@ def cuda():
             pytrace=False,
         )
     return torch.device("cuda")
+
+
+# benchmarks/gpu_check.sh --dry-run sets this: the compiled-kernel matrix then runs (a subset of it)
+# on CPU tensors under the interpreter, so the script and the tests are exercised without a GPU.
+GPU_DRY_RUN = os.environ.get("NWAVE_GPU_DRY_RUN", "") == "1"
+
+
+@pytest.fixture
+def gpu_device(request):
+    """Device of the compiled-kernel matrix (test_triton_gpu.py): CUDA, or the CPU in a dry run.
+
+    Without CUDA (and no dry run) the tests skip; a dry run must really run the interpreter.
+    """
+    if not GPU_DRY_RUN:
+        return request.getfixturevalue("cuda")
+    pytest.importorskip("triton")
+    from nwave_lightning.kernels import triton_ops
+
+    if not triton_ops.interpreted():
+        pytest.fail("NWAVE_GPU_DRY_RUN=1 needs the Triton interpreter (TRITON_INTERPRET=1, no CUDA)", pytrace=False)
+    return torch.device("cpu")

@@ -155,39 +155,7 @@ def test_block_sizes_keep_every_sm_busy():
     assert block_sizes_ff(batch=1, n=3, sm_count=132) == (16, 1)
 
 
-# ------------------------------------------------------------------ GPU only
-GPU_SHAPES = [(32, 100, 128, "FF"), (7, 33, 300, "FF"), (9, 40, 100, "RC"), (20, 30, 200, "RC")]
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("batch, steps, n, topology", GPU_SHAPES)
-@pytest.mark.parametrize("chip", ["H1v1", "H1v2"])
-def test_gpu_matches_reference(cuda, batch, steps, n, topology, chip):
-    compare("triton", (batch, steps, n), topology, chip, "fast_sigmoid", False, device=cuda)
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("surrogate", sorted(SURROGATES))
-def test_gpu_surrogates_and_auto_dispatch(cuda, surrogate):
-    from nwave_lightning.kernels import resolve_backend
-
-    assert resolve_backend("auto", torch.zeros(1, device=cuda)) == "triton"
-    compare("auto", (8, 50, 64), "RC", "H1v2", surrogate, True, device=cuda)
-
-
-@pytest.mark.gpu
-def test_gpu_surrogate_value_is_not_a_compile_constant(cuda):
-    from nwave_lightning.kernels import triton_kernels as K
-
-    current, beta, _, grads = make_inputs(4, 10, 32, recurrent=False, device=cuda)
-    run("triton", current, beta, None, grads, fast_sigmoid(25.0))
-    caches = getattr(K.ff_backward_kernel, "device_caches", None)
-    if caches is None:
-        pytest.skip("this Triton version does not expose its kernel cache")
-    count = lambda: sum(len(entry[0]) for entry in caches.values())
-    before = count()
-    run("triton", current, beta, None, grads, fast_sigmoid(10.0))
-    assert count() == before
+# The compiled kernels on CUDA: test_triton_gpu.py.
 
 
 @pytest.mark.parametrize("topology", ["FF", "RC"])
