@@ -5,9 +5,12 @@ compiled kernels (it refuses the interpreter), skipped without a GPU. Run them a
 with ``benchmarks/gpu_check.sh``; ``gpu_check.sh --dry-run`` runs a subset on the
 CPU under the interpreter (CI does, through tests/benchmarks/test_gpu_check.py).
 
-Tolerances (spikes always exact; membranes and gradients elementwise rtol = atol):
-float64 1e-10, float32 1e-4 (sequences of 30-40 steps and 100-200 neurons: the
-kernels sum in another order than torch's matmul and reductions), tf32x3 1e-4, tf32 5e-3 against the reference whose
+Tolerances (spikes always exact; membranes and gradients elementwise):
+float64 rtol = atol = 1e-10; float32 rtol 1e-4 with atol 1e-5 x the largest reference value (sums
+over 30-40 steps, 100-200 neurons and the H1v1 filter's gain reach ~700 for dL/dW: the
+float32 reference itself is off from float64 by up to 4e-6 x that, and the kernels sum
+in another order); tf32x3 the same; tf32 rtol 5e-3, atol 2e-3 x the largest value,
+against the reference whose
 recurrent matrix is rounded to tf32 as the dot rounds it (S is 0/1, so S @ W_tf32
 is exact; backward also rounds dL/dI). float16 / bfloat16 (half-precision tensors in
 and out, float32 inside) against the float32 reference on the same values, normwise
@@ -36,7 +39,7 @@ LAYOUTS = {
 ONCHIP_FP64_SHAPE = (9, 40, 50)
 
 
-TOLERANCE = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-4, atol=1e-4)}  # else NORMWISE
+TOLERANCE = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-4, atol=1e-5, atol_scale=1e-5)}
 
 
 def _shape(kernel, dtype):
@@ -115,9 +118,9 @@ def test_each_dot_precision(gpu_device, monkeypatch, precision, kernel):
         # rounded matrix to float32 rounding; backward also rounds dL/dI in dL/dI @ W^T.
         round_w = lambda c, b, w, g: (c, b, _round_to_tf32(w), g)
         got = compare("triton", shape, topology, "H1v2", "fast_sigmoid", False, device=gpu_device, kernel=kernel,
-                      reference_inputs=round_w, tolerance=dict(rtol=5e-3, atol=5e-3))
+                      reference_inputs=round_w, tolerance=dict(rtol=5e-3, atol=5e-3, atol_scale=2e-3))
     else:
-        tolerance = dict(rtol=1e-4, atol=1e-4)
+        tolerance = TOLERANCE[torch.float32]
         got = compare("triton", shape, topology, "H1v2", "fast_sigmoid", False, device=gpu_device, kernel=kernel,
                       tolerance=tolerance)
     assert got["spikes"].any()
