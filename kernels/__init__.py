@@ -25,6 +25,9 @@ reference path while debugging. All backends give the same spikes and
 membranes and the same gradients (w.r.t. the current, the recurrent matrix and
 ``beta``), up to float rounding.
 
+:func:`record_kernels` records which backend and kernel each call really ran
+(what the parity tests assert on both sides of every comparison).
+
 Environment variables: ``NWAVE_BACKEND`` (overrides ``backend``),
 ``NWAVE_CPU_IMPL=auto|native|torch`` (C loops or the torch loop on the CPU),
 ``NWAVE_CACHE_DIR`` (where the C library is cached, default
@@ -49,9 +52,13 @@ import os
 import torch
 
 from ._ops import SURROGATE_CODES
+from . import record as _record
+from .record import KernelCall, record_kernels
 from .reference import LIFState, initial_state, lif_sequence_reference, lif_step
 
-__all__ = ["BACKENDS", "LIFState", "initial_state", "lif_sequence", "lif_step", "resolve_backend"]
+__all__ = [
+    "BACKENDS", "KernelCall", "LIFState", "initial_state", "lif_sequence", "lif_step", "record_kernels", "resolve_backend",
+]
 
 BACKENDS = ("auto", "reference", "cpu", "triton")
 
@@ -121,6 +128,9 @@ def lif_sequence(
                 "Use backend='reference' for a custom surrogate."
             )
     if choice == "reference":
+        # Traced into a compiled graph, the reference is not a launch of its own (see .record).
+        if not torch.compiler.is_compiling() and _record.recording():
+            _record.note("reference", "reference", "forward", current)
         return lif_sequence_reference(current, beta, threshold, surrogate, recurrent, syn_decay, detach_reset)
     n = current.shape[-1]
     beta = torch.broadcast_to(beta.to(device=current.device, dtype=current.dtype), (n,))

@@ -28,7 +28,7 @@ import torch
 
 from nwave_lightning.surrogate import surrogate_derivative
 
-from . import _cpu_native
+from . import _cpu_native, record
 from ._ops import SURROGATE_CODES, define_scan_ops
 
 __all__ = ["CPU_IMPLS", "cpu_impl", "forward_torch", "backward_torch", "lif_scan_cpu"]
@@ -109,7 +109,9 @@ def backward_torch(grad_spikes, grad_membranes, membranes, beta, recurrent, thre
 
 def _forward(current, beta, recurrent, threshold, syn_decay):
     _check_cpu(current)
-    if cpu_impl(current.dtype) == "native":
+    impl = cpu_impl(current.dtype)
+    record.note("cpu", impl, "forward", current)
+    if impl == "native":
         return _cpu_native.forward(_cpu_native.library(), current, beta, recurrent, threshold, syn_decay)
     return forward_torch(current, beta, recurrent, threshold, syn_decay)
 
@@ -118,7 +120,9 @@ def _backward(grad_spikes, grad_membranes, membranes, beta, recurrent, threshold
     _check_cpu(membranes)
     # Strided grads are read in place; only a foreign dtype is converted.
     grad_spikes, grad_membranes = (g if g is None or g.dtype == membranes.dtype else g.to(membranes.dtype) for g in (grad_spikes, grad_membranes))
-    if cpu_impl(membranes.dtype) == "native":
+    impl = cpu_impl(membranes.dtype)
+    record.note("cpu", impl, "backward", membranes)
+    if impl == "native":
         recurrent_t = None if recurrent is None else recurrent.T.contiguous()
         return _cpu_native.backward(
             _cpu_native.library(), grad_spikes, grad_membranes, membranes, beta, recurrent_t,

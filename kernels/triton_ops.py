@@ -31,6 +31,7 @@ import torch
 import triton
 import triton.language as tl
 
+from . import record
 from . import triton_kernels as K
 from ._ops import define_scan_ops
 
@@ -125,6 +126,7 @@ def _forward(current, beta, recurrent, threshold, syn_decay):
     decay = float(syn_decay or 0.0)
     with _device_guard(current):
         if recurrent is None:
+            record.note("triton", "ff", "forward", current, interpreted())
             block, warps = block_sizes_ff(batch, n, _sm_count(current.device))
             grid = (triton.cdiv(n, block) * batch,)
             K.ff_forward_kernel[grid](
@@ -135,6 +137,7 @@ def _forward(current, beta, recurrent, threshold, syn_decay):
         onchip, n_pad = _rc_layout(n, current.dtype)
         grid = (triton.cdiv(batch, _BLOCK_B),)
         precision = _dot_precision(current.dtype)
+        record.note("triton", "rc_onchip" if onchip else "rc_tiled", "forward", current, interpreted(), precision)
         if onchip:
             K.rc_forward_onchip_kernel[grid](
                 current, recurrent, beta, spikes, membranes, batch, steps, n, threshold, decay,
@@ -171,6 +174,7 @@ def _backward(grad_spikes, grad_membranes, membranes, beta, recurrent, threshold
     grad_membranes = membranes if grad_membranes is None else grad_membranes
     with _device_guard(membranes):
         if recurrent is None:
+            record.note("triton", "ff", "backward", membranes, interpreted())
             block, warps = block_sizes_ff(batch, n, _sm_count(membranes.device))
             grid = (triton.cdiv(n, block) * batch,)
             K.ff_backward_kernel[grid](
@@ -182,6 +186,7 @@ def _backward(grad_spikes, grad_membranes, membranes, beta, recurrent, threshold
         onchip, n_pad = _rc_layout(n, membranes.dtype)
         grid = (triton.cdiv(batch, _BLOCK_B),)
         precision = _dot_precision(membranes.dtype)
+        record.note("triton", "rc_onchip" if onchip else "rc_tiled", "backward", membranes, interpreted(), precision)
         if onchip:
             K.rc_backward_onchip_kernel[grid](
                 grad_spikes, grad_membranes, membranes, recurrent_t, beta, grad_current, batch, steps, n,

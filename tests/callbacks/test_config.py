@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 from lightning.pytorch.cli import LightningCLI
 
 from nwave_lightning.callbacks import (
@@ -71,6 +72,18 @@ def test_every_yaml_file_is_covered():
 def test_yaml_builds_the_callbacks_through_lightning_cli(name, tmp_path):
     _, built = cli_callbacks(CONFIGS / name, tmp_path)
     assert [type(cb) for cb in built] == EXPECTED[name]
+    # Every value the YAML sets reaches the callback it names (not just its type).
+    entries = yaml.safe_load((CONFIGS / name).read_text())["trainer"]["callbacks+"]
+    assert [entry["class_path"].rsplit(".", 1)[1] for entry in entries] == [cls.__name__ for cls in EXPECTED[name]]
+    checked = 0
+    for entry, callback in zip(entries, built):
+        for key, value in (entry.get("init_args") or {}).items():
+            if value is None:
+                continue  # "use the default": checked by the callbacks' own tests
+            got = getattr(callback, key)  # each callback keeps its arguments under their names
+            assert got == (pytest.approx(value) if isinstance(value, float) else value), (name, entry["class_path"], key)
+            checked += 1
+    assert checked > 0
 
 
 def test_subclass_from_yaml_trains(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -29,11 +30,31 @@ def _print_config(args, capsys) -> dict:
 
 
 @pytest.mark.parametrize("path", _experiments(), ids=lambda p: Path(p).name)
-def test_every_experiment_config_parses(path, capsys):
+def test_every_experiment_config_parses(path, capsys, tmp_path, monkeypatch):
     config = _print_config(["fit", "--config", path], capsys)
     assert config["model"]["class_path"] == "nwave_lightning.module.SNNModule"
     assert config["model"]["init_args"]["loss"]["class_path"].startswith("nwave_lightning.")
     assert config["data"]["class_path"].startswith("nwave_lightning.data.")
+    # Parsing is not enough: the objects build, and the net trains on the data's first batch.
+    monkeypatch.chdir(tmp_path)  # nothing the build writes lands in the checkout
+    cli = main(["--config", path], run=False, save_config_callback=None)
+    assert type(cli.model.net) is _class(config["model"]["init_args"]["net"])
+    assert type(cli.datamodule) is _class(config["data"])
+    assert cli.trainer.max_epochs == config["trainer"]["max_epochs"]
+    cli.datamodule.prepare_data()
+    cli.datamodule.setup("fit")
+    loss = cli.model.training_step(next(iter(cli.datamodule.train_dataloader())), 0)
+    loss.backward()
+    assert torch.isfinite(loss)
+    grads = [p.grad for p in cli.model.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(bool(g.abs().sum() > 0) for g in grads), "no parameter gets a gradient from the loss"
+    capsys.readouterr()
+
+
+def _class(entry) -> type:
+    module, name = entry["class_path"].rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)
 
 
 def test_groups_compose_from_the_command_line(capsys):
@@ -113,7 +134,14 @@ def test_validate_and_test_from_a_checkpoint(tmp_path, capsys):
     validated = main(["validate", "--config", QUICKSTART, *TINY, f"--trainer.logger.init_args.save_dir={tmp_path / 'v'}", f"--ckpt_path={checkpoint}"])
     assert validated.trainer.callback_metrics["val_loss"] == pytest.approx(float(cli.trainer.callback_metrics["val_loss"]), rel=1e-6)
     tested = main(["test", "--config", QUICKSTART, *TINY, f"--trainer.logger.init_args.save_dir={tmp_path / 't'}", f"--ckpt_path={checkpoint}"])
-    assert "test_acc" in tested.trainer.callback_metrics
+    # The fitted weights (last.ckpt = the end of fit), tested in this process: the same numbers, every one.
+    (expected,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
+    got = {key: float(value) for key, value in tested.trainer.callback_metrics.items()}
+    expected = {key: value for key, value in expected.items() if key.startswith("test")}  # not the step counters
+    assert {"test_loss", "test_acc"} <= set(expected)
+    assert set(got) >= set(expected)
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
     capsys.readouterr()
 
 

@@ -116,7 +116,8 @@ def test_the_hpo_guides_build_model_with_a_pickled_loader(tmp_path):
     x = spike_trains(64, 140, 13, 0.2, 0.4, seed=2)  # taus 10 / 20 / 40 ms at dt = 2 ms: 60 steps of burn-in
     torch.save(loader_of(x), tmp_path / "train.pt")
     init_loader = torch.load(tmp_path / "train.pt", weights_only=False)
-    model = SurrogateSNN(SEED_CFG)
+    # The seed's forward sends x to "cuda": on a GPU machine the weights must be there too.
+    model = SurrogateSNN(SEED_CFG).to("cuda" if torch.cuda.is_available() else "cpu")
     with cuda_calls_stay_on_cpu():
         report, messages = run(model, init_loader, xi_target=1.5, alpha=0.9, n_batches=2)
         with torch.no_grad():

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch._dynamo.testing import CompileCounterWithBackend
 
-from nwave_lightning.kernels import _cpu_native, cpu, lif_sequence
+from nwave_lightning.kernels import _cpu_native, cpu, lif_sequence, record_kernels
 from nwave_lightning.surrogate import fast_sigmoid
 
-from ._compare import SURROGATES, compare, make_inputs, run
+from ._compare import SURROGATES, assert_ran, compare, make_inputs, run_recorded
 
 IMPLS = ["native", "torch"]
 
@@ -28,26 +28,26 @@ def impl(request, monkeypatch):
 @pytest.mark.parametrize("chip", ["H1v1", "H1v2"])
 @pytest.mark.parametrize("detach_reset", [False, True])
 def test_values_and_gradients_match_reference(impl, surrogate, topology, chip, detach_reset):
-    compare("cpu", (3, 12, 7), topology, chip, surrogate, detach_reset)
+    compare("cpu", (3, 12, 7), topology, chip, surrogate, detach_reset, kernel=impl)
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 1), (1, 9, 3), (4, 1, 5), (2, 7, 33), (5, 6, 130)])
 @pytest.mark.parametrize("topology", ["FF", "RC"])
 def test_shapes(impl, shape, topology):
-    compare("cpu", shape, topology, "H1v2", "fast_sigmoid", False)
+    compare("cpu", shape, topology, "H1v2", "fast_sigmoid", False, kernel=impl)
 
 
 @pytest.mark.parametrize("loss_on", [("spikes",), ("membranes",)])
 @pytest.mark.parametrize("topology", ["FF", "RC"])
 def test_loss_on_one_output_only(impl, loss_on, topology):
     # The unused output's grad is None inside the op (not a tensor of zeros).
-    compare("cpu", (2, 7, 6), topology, "H1v1", "fast_sigmoid", False, loss_on=loss_on)
+    compare("cpu", (2, 7, 6), topology, "H1v1", "fast_sigmoid", False, loss_on=loss_on, kernel=impl)
 
 
 @pytest.mark.parametrize("topology", ["FF", "RC"])
 @pytest.mark.parametrize("chip", ["H1v1", "H1v2"])
 def test_float64(impl, topology, chip):
-    compare("cpu", (2, 15, 9), topology, chip, "atan", False, dtype=torch.float64)
+    compare("cpu", (2, 15, 9), topology, chip, "atan", False, dtype=torch.float64, kernel=impl)
 
 
 @pytest.mark.parametrize("chip", ["H1v1", "H1v2"])
@@ -59,9 +59,11 @@ def test_feed_forward_forward_is_bit_identical_to_reference(chip):
     for name in IMPLS:
         os.environ["NWAVE_CPU_IMPL"] = name
         try:
-            got = lif_sequence(current, beta, 1.0, fast_sigmoid(), None, syn, backend="cpu")
+            with record_kernels() as calls:
+                got = lif_sequence(current, beta, 1.0, fast_sigmoid(), None, syn, backend="cpu")
         finally:
             del os.environ["NWAVE_CPU_IMPL"]
+        assert [(c.backend, c.kernel) for c in calls] == [("cpu", name)]
         assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
 
 
@@ -75,7 +77,7 @@ def test_both_recurrent_native_paths(monkeypatch, forward_blas_min_n, blas_min_n
     monkeypatch.setattr(_cpu_native, "RC_FORWARD_BLAS_MIN_N", forward_blas_min_n)
     monkeypatch.setattr(_cpu_native, "RC_BLAS_MIN_N", blas_min_n)
     monkeypatch.setenv("NWAVE_CPU_IMPL", "native")
-    compare("cpu", (3, 9, 20), "RC", chip, "sigmoid", detach_reset)
+    compare("cpu", (3, 9, 20), "RC", chip, "sigmoid", detach_reset, kernel="native")
 
 
 def test_wide_recurrent_forward_is_bit_identical_to_reference(monkeypatch):
@@ -84,15 +86,19 @@ def test_wide_recurrent_forward_is_bit_identical_to_reference(monkeypatch):
     current, beta, w, _ = make_inputs(3, 30, 24, recurrent=True)
     for syn in (None, 0.8):
         expected = lif_sequence(current, beta, 1.0, fast_sigmoid(), w, syn, backend="reference")
-        got = lif_sequence(current, beta, 1.0, fast_sigmoid(), w, syn, backend="cpu")
+        with record_kernels() as calls:
+            got = lif_sequence(current, beta, 1.0, fast_sigmoid(), w, syn, backend="cpu")
+        assert [(c.backend, c.kernel) for c in calls] == [("cpu", cpu.cpu_impl(torch.float32))]
         assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
 
 
 def test_bfloat16_uses_the_torch_loop_and_matches_reference():
     current, beta, _, grads = make_inputs(2, 10, 6, recurrent=False, dtype=torch.bfloat16)
     assert cpu.cpu_impl(torch.bfloat16) == "torch"
-    got = run("cpu", current, beta, None, grads, fast_sigmoid(5.0))
-    expected = run("reference", current, beta, None, grads, fast_sigmoid(5.0))
+    got, got_calls = run_recorded("cpu", current, beta, None, grads, fast_sigmoid(5.0))
+    expected, expected_calls = run_recorded("reference", current, beta, None, grads, fast_sigmoid(5.0))
+    assert_ran(got_calls, "cpu", "torch")
+    assert_ran(expected_calls, "reference")
     assert torch.equal(got["spikes"], expected["spikes"])
     torch.testing.assert_close(got["membranes"], expected["membranes"])
     torch.testing.assert_close(got["current"], expected["current"], rtol=2e-2, atol=2e-2)
@@ -108,7 +114,9 @@ def test_gradcheck_float64(impl, syn_decay):
     def membranes(current, beta):
         return cpu.lif_scan_cpu(current, beta, None, 1.0, syn_decay, "fast_sigmoid", 5.0, True)[1]
 
-    assert torch.autograd.gradcheck(membranes, (current, beta), eps=1e-7, atol=1e-8)
+    with record_kernels() as calls:
+        assert torch.autograd.gradcheck(membranes, (current, beta), eps=1e-7, atol=1e-8)
+    assert {(c.backend, c.kernel) for c in calls} == {("cpu", impl)}
 
 
 def test_opcheck():
@@ -135,13 +143,17 @@ def test_torch_compile_fullgraph_matches_reference(topology, syn_decay):
     ref_leaves, got_leaves = leaves(), leaves()
     counter = CompileCounterWithBackend("inductor")
     compiled = torch.compile(loss, fullgraph=True, backend=counter)
-    ref_loss = loss(*ref_leaves, "reference")
-    got_loss = compiled(*got_leaves, "cpu")
+    with record_kernels() as ref_calls:
+        ref_loss = loss(*ref_leaves, "reference")
+        wanted = [t for t in ref_leaves if t is not None]
+        ref_grads = torch.autograd.grad(ref_loss, wanted)
+    with record_kernels() as got_calls:
+        got_loss = compiled(*got_leaves, "cpu")
+        got_grads = torch.autograd.grad(got_loss, [t for t in got_leaves if t is not None])
     assert counter.frame_count == 1
     assert "nwave.lif_scan_cpu" in counter.graphs[0].code
-    wanted = [t for t in ref_leaves if t is not None]
-    ref_grads = torch.autograd.grad(ref_loss, wanted)
-    got_grads = torch.autograd.grad(got_loss, [t for t in got_leaves if t is not None])
+    assert_ran(ref_calls, "reference")
+    assert_ran(got_calls, "cpu")  # the compiled graph ran the custom op, forward and backward
     torch.testing.assert_close(got_loss, ref_loss)
     for got, ref in zip(got_grads, ref_grads):
         torch.testing.assert_close(got, ref)
@@ -151,12 +163,14 @@ def test_batch_split_over_threads_gives_the_same_numbers(monkeypatch):
     if _cpu_native.library() is None:
         pytest.skip("no C compiler")
     current, beta, w, grads = make_inputs(5, 8, 6, recurrent=True)
-    single = run("cpu", current, beta, w, grads, fast_sigmoid(5.0))
+    single, calls = run_recorded("cpu", current, beta, w, grads, fast_sigmoid(5.0))
+    assert_ran(calls, "cpu", "native")
     monkeypatch.setattr(_cpu_native, "_MIN_WORK_PER_THREAD", 1)
     threads = torch.get_num_threads()
     torch.set_num_threads(3)
     try:
-        split = run("cpu", current, beta, w, grads, fast_sigmoid(5.0))
+        split, calls = run_recorded("cpu", current, beta, w, grads, fast_sigmoid(5.0))
+        assert_ran(calls, "cpu", "native")
     finally:
         torch.set_num_threads(threads)
     for key in single:
@@ -188,7 +202,7 @@ def test_without_a_compiler_the_torch_loop_takes_over(monkeypatch, fresh_native_
     with pytest.warns(RuntimeWarning, match="no C compiler"):
         assert _cpu_native.library() is None
     assert cpu.cpu_impl(torch.float32) == "torch"
-    compare("cpu", (2, 6, 4), "RC", "H1v1", "triangle", False)
+    compare("cpu", (2, 6, 4), "RC", "H1v1", "triangle", False, kernel="torch")
     monkeypatch.setenv("NWAVE_CPU_IMPL", "native")
     with pytest.raises(ValueError, match="NWAVE_CPU_IMPL=native cannot be used: the C library could not be built"):
         cpu.cpu_impl(torch.float32)
@@ -212,8 +226,10 @@ def test_unknown_cpu_impl_is_rejected(monkeypatch):
 def test_backward_accepts_expanded_and_non_contiguous_grads():
     current, beta, _, _ = make_inputs(2, 5, 4, recurrent=False)
     leaf = current.transpose(0, 1).contiguous().transpose(0, 1).requires_grad_(True)  # non-contiguous leaf
-    spikes, membranes = lif_sequence(leaf, beta, 1.0, fast_sigmoid(), backend="cpu")
-    (spikes.sum() + membranes.sum()).backward()  # sum() hands back stride-0 grads
+    with record_kernels() as calls:
+        spikes, membranes = lif_sequence(leaf, beta, 1.0, fast_sigmoid(), backend="cpu")
+        (spikes.sum() + membranes.sum()).backward()  # sum() hands back stride-0 grads
+    assert_ran(calls, "cpu")
     ref_leaf = current.clone().requires_grad_(True)
     s, m = lif_sequence(ref_leaf, beta, 1.0, fast_sigmoid(), backend="reference")
     (s.sum() + m.sum()).backward()
@@ -244,8 +260,10 @@ def test_strided_output_grads_match_reference(impl, monkeypatch, loss_name, topo
     results = []
     for backend in ("reference", "cpu"):
         leaves = [t.clone().requires_grad_(True) for t in (current, beta) + ((w,) if w is not None else ())]
-        spikes, membranes = lif_sequence(leaves[0], leaves[1], 1.0, fast_sigmoid(5.0), leaves[2] if w is not None else None,
-                                         0.8, False, backend=backend)
-        results.append(torch.autograd.grad(loss(spikes, membranes), leaves))
+        with record_kernels() as calls:
+            spikes, membranes = lif_sequence(leaves[0], leaves[1], 1.0, fast_sigmoid(5.0), leaves[2] if w is not None else None,
+                                             0.8, False, backend=backend)
+            results.append(torch.autograd.grad(loss(spikes, membranes), leaves))
+        assert_ran(calls, backend, impl if backend == "cpu" else None)
     for got, expected in zip(results[1], results[0]):
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)

@@ -98,7 +98,7 @@ def test_scalar_beta_is_broadcast_and_gets_a_gradient():
     torch.testing.assert_close(grads[1], grads[0])
 
 
-@pytest.mark.parametrize("name", ["kernels", "kernels.cpu", "kernels._cpu_native", "kernels.triton_ops"])
+@pytest.mark.parametrize("name", ["kernels", "kernels.cpu", "kernels._cpu_native", "kernels.record", "kernels.triton_ops"])
 def test_docstring_examples(name):
     if name.endswith("triton_ops"):
         pytest.importorskip("triton")

@@ -8,10 +8,12 @@ import pytest
 import torch
 from torch._dynamo.testing import CompileCounterWithBackend
 
-from nwave_lightning.kernels import lif_sequence
+from nwave_lightning.kernels import lif_sequence, record_kernels
 from nwave_lightning.surrogate import fast_sigmoid
 
-from ._compare import SURROGATES, compare, make_inputs, run
+from ._compare import SURROGATES, assert_ran, compare, make_inputs, run, run_recorded
+
+KERNEL = {"FF": "ff", "RC": "rc_onchip"}  # the layout each topology takes at small N
 
 
 @pytest.fixture
@@ -29,43 +31,43 @@ def tiled(interpreter, monkeypatch):
 @pytest.mark.parametrize("chip", ["H1v1", "H1v2"])
 @pytest.mark.parametrize("detach_reset", [False, True])
 def test_values_and_gradients_match_reference(interpreter, surrogate, topology, chip, detach_reset):
-    compare("triton", (2, 6, 7), topology, chip, surrogate, detach_reset)
+    compare("triton", (2, 6, 7), topology, chip, surrogate, detach_reset, kernel=KERNEL[topology])
 
 
 # N = 17 / 33 / 130: not a multiple of the FF block (16 .. 128) nor of the RC padding.
 @pytest.mark.parametrize("shape", [(1, 1, 1), (1, 7, 3), (3, 1, 5), (2, 5, 17), (1, 3, 130)])
 def test_feed_forward_shapes(interpreter, shape):
-    compare("triton", shape, "FF", "H1v2", "fast_sigmoid", False)
+    compare("triton", shape, "FF", "H1v2", "fast_sigmoid", False, kernel="ff")
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 1), (1, 6, 3), (17, 3, 5), (2, 4, 33)])
 def test_recurrent_onchip_shapes(interpreter, shape):
     # B = 17 spans two 16-row programs; N = 33 pads to 64.
-    compare("triton", shape, "RC", "H1v2", "atan", False)
+    compare("triton", shape, "RC", "H1v2", "atan", False, kernel="rc_onchip")
 
 
 @pytest.mark.parametrize("chip", ["H1v1", "H1v2"])
 @pytest.mark.parametrize("detach_reset", [False, True])
 def test_recurrent_tiled(tiled, chip, detach_reset):
     # N = 37 -> three 16-wide tiles, the last one partial; B = 17 -> two programs.
-    compare("triton", (17, 4, 37), "RC", chip, "sigmoid", detach_reset)
+    compare("triton", (17, 4, 37), "RC", chip, "sigmoid", detach_reset, kernel="rc_tiled")
 
 
 @pytest.mark.parametrize("loss_on", [("spikes",), ("membranes",)])
 @pytest.mark.parametrize("topology", ["FF", "RC"])
 def test_loss_on_one_output_only(interpreter, loss_on, topology):
     # The unused output's grad is None inside the op (not a tensor of zeros).
-    compare("triton", (2, 7, 6), topology, "H1v1", "fast_sigmoid", False, loss_on=loss_on)
+    compare("triton", (2, 7, 6), topology, "H1v1", "fast_sigmoid", False, loss_on=loss_on, kernel=KERNEL[topology])
 
 
 @pytest.mark.parametrize("topology", ["FF", "RC"])
 @pytest.mark.parametrize("chip", ["H1v1", "H1v2"])
 def test_float64(interpreter, topology, chip):
-    compare("triton", (2, 8, 9), topology, chip, "triangle", True, dtype=torch.float64)
+    compare("triton", (2, 8, 9), topology, chip, "triangle", True, dtype=torch.float64, kernel=KERNEL[topology])
 
 
 def test_recurrent_tiled_float64(tiled):
-    compare("triton", (3, 5, 20), "RC", "H1v1", "fast_sigmoid", False, dtype=torch.float64)
+    compare("triton", (3, 5, 20), "RC", "H1v1", "fast_sigmoid", False, dtype=torch.float64, kernel="rc_tiled")
 
 
 @pytest.mark.parametrize("syn_decay", [None, 0.7])
@@ -77,7 +79,9 @@ def test_gradcheck_float64(interpreter, syn_decay):
     def membranes(current, beta):
         return interpreter.lif_scan_triton(current, beta, None, 1.0, syn_decay, "fast_sigmoid", 5.0, True)[1]
 
-    assert torch.autograd.gradcheck(membranes, (current, beta), eps=1e-7, atol=1e-8)
+    with record_kernels() as calls:
+        assert torch.autograd.gradcheck(membranes, (current, beta), eps=1e-7, atol=1e-8)
+    assert {(c.backend, c.kernel, c.interpreted) for c in calls} == {("triton", "ff", True)}
 
 
 def test_opcheck(interpreter):
@@ -89,8 +93,10 @@ def test_opcheck(interpreter):
 
 def test_half_precision_inputs_compute_in_float32(interpreter):
     current, beta, _, grads = make_inputs(2, 6, 5, recurrent=False, dtype=torch.float16)
-    got = run("triton", current, beta, None, grads, fast_sigmoid(5.0))
+    got, calls = run_recorded("triton", current, beta, None, grads, fast_sigmoid(5.0))
     ref = run("reference", *(t.float() for t in (current, beta)), None, grads.float(), fast_sigmoid(5.0))
+    assert_ran(calls, "triton", "ff")
+    assert {c.dtype for c in calls} == {torch.float16}
     assert got["membranes"].dtype == torch.float16
     torch.testing.assert_close(got["membranes"].float(), ref["membranes"], rtol=1e-3, atol=1e-3)
 
@@ -110,7 +116,7 @@ import os, sys
 import lightning, triton.language  # what a user's script (or an earlier test) imports first
 os.environ["TRITON_INTERPRET"] = "1"
 import torch
-from nwave_lightning.kernels import lif_sequence, triton_ops
+from nwave_lightning.kernels import lif_sequence, record_kernels, triton_ops
 from nwave_lightning.surrogate import atan
 assert triton_ops.interpreted()
 torch.manual_seed(0)
@@ -118,7 +124,9 @@ current = torch.randn(2, 4, 5)
 beta = torch.full((5,), 0.8)
 recurrent = 0.3 * torch.randn(5, 5)
 for w in (None, recurrent):
-    got = lif_sequence(current, beta, 1.0, atan(), recurrent=w, backend="triton")
+    with record_kernels() as calls:
+        got = lif_sequence(current, beta, 1.0, atan(), recurrent=w, backend="triton")
+    assert [(c.backend, c.interpreted) for c in calls] == [("triton", True)], calls
     ref = lif_sequence(current, beta, 1.0, atan(), recurrent=w, backend="reference")
     torch.testing.assert_close(got, ref)
 print("ok")
@@ -147,39 +155,7 @@ def test_block_sizes_keep_every_sm_busy():
     assert block_sizes_ff(batch=1, n=3, sm_count=132) == (16, 1)
 
 
-# ------------------------------------------------------------------ GPU only
-GPU_SHAPES = [(32, 100, 128, "FF"), (7, 33, 300, "FF"), (9, 40, 100, "RC"), (20, 30, 200, "RC")]
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("batch, steps, n, topology", GPU_SHAPES)
-@pytest.mark.parametrize("chip", ["H1v1", "H1v2"])
-def test_gpu_matches_reference(cuda, batch, steps, n, topology, chip):
-    compare("triton", (batch, steps, n), topology, chip, "fast_sigmoid", False, device=cuda)
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("surrogate", sorted(SURROGATES))
-def test_gpu_surrogates_and_auto_dispatch(cuda, surrogate):
-    from nwave_lightning.kernels import resolve_backend
-
-    assert resolve_backend("auto", torch.zeros(1, device=cuda)) == "triton"
-    compare("auto", (8, 50, 64), "RC", "H1v2", surrogate, True, device=cuda)
-
-
-@pytest.mark.gpu
-def test_gpu_surrogate_value_is_not_a_compile_constant(cuda):
-    from nwave_lightning.kernels import triton_kernels as K
-
-    current, beta, _, grads = make_inputs(4, 10, 32, recurrent=False, device=cuda)
-    run("triton", current, beta, None, grads, fast_sigmoid(25.0))
-    caches = getattr(K.ff_backward_kernel, "device_caches", None)
-    if caches is None:
-        pytest.skip("this Triton version does not expose its kernel cache")
-    count = lambda: sum(len(entry[0]) for entry in caches.values())
-    before = count()
-    run("triton", current, beta, None, grads, fast_sigmoid(10.0))
-    assert count() == before
+# The compiled kernels on CUDA: test_triton_gpu.py.
 
 
 @pytest.mark.parametrize("topology", ["FF", "RC"])
@@ -196,14 +172,18 @@ def test_torch_compile_fullgraph_matches_reference(interpreter, topology):
 
     leaves = lambda: [t.clone().requires_grad_(True) for t in (w_in, w) if t is not None]
     ref_leaves, got_leaves = leaves(), leaves()
-    ref_loss = loss(*ref_leaves, *([None] if w is None else []), "reference")
+    with record_kernels() as ref_calls:
+        ref_loss = loss(*ref_leaves, *([None] if w is None else []), "reference")
+        ref_grads = torch.autograd.grad(ref_loss, ref_leaves)
     counter = CompileCounterWithBackend("aot_eager")
     compiled = torch.compile(loss, fullgraph=True, backend=counter)
-    got_loss = compiled(*got_leaves, *([None] if w is None else []), "triton")
+    with record_kernels() as got_calls:
+        got_loss = compiled(*got_leaves, *([None] if w is None else []), "triton")
+        got_grads = torch.autograd.grad(got_loss, got_leaves)
     assert counter.frame_count == 1
     assert "nwave.lif_scan_triton" in counter.graphs[0].code
-    ref_grads = torch.autograd.grad(ref_loss, ref_leaves)
-    got_grads = torch.autograd.grad(got_loss, got_leaves)
+    assert_ran(ref_calls, "reference")
+    assert_ran(got_calls, "triton", KERNEL[topology])
     torch.testing.assert_close(got_loss, ref_loss, rtol=1e-5, atol=1e-5)
     for got, ref in zip(got_grads, ref_grads):
         torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)

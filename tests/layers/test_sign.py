@@ -26,17 +26,31 @@ def test_minority_mass_gradient_pushes_minority_weights_to_zero():
 
 
 def test_parametrization_keeps_magnitudes_and_sharpens_with_alpha():
-    syn = H1v2Synapse(4, 6)
-    original = syn.weight.detach().clone()
-    parametrize.register_parametrization(syn, "weight", SignBlockParametrization(original, 1, alpha=1.0))
+    # Blocks of two rows whose sums have mixed signs; every row holds both signs.
+    original = torch.tensor([[1.0, -0.5, 0.2], [-0.3, 0.4, 0.1],      # block 0: sum +0.9
+                             [-2.0, 0.5, -0.1], [0.3, -0.2, 0.4],     # block 1: sum -1.1
+                             [0.6, -0.1, -0.3]])                       # block 2 (one row): sum +0.2
+    block_sum = torch.tensor([0.9, -1.1, 0.2])
+    logits = block_sum / block_sum.abs().mean()  # c_b: block sums over their mean magnitude
+    row_block = torch.tensor([0, 0, 1, 1, 2])
+    syn = H1v2Synapse(5, 3)
+    with torch.no_grad():
+        syn.weight.copy_(original)
+    parametrize.register_parametrization(syn, "weight", SignBlockParametrization(original, 2, alpha=1.0))
     param = syn.parametrizations.weight[0]
-    torch.testing.assert_close(syn.weight.abs() <= original.abs() + 1e-6, torch.ones_like(original, dtype=torch.bool))
+    for alpha in (0.5, 1.0, 3.0):
+        param.alpha = alpha
+        # W = |V| * tanh(alpha * c_b), by hand: each row's sign is its block's, never its own entry's.
+        expected = original.abs() * torch.tanh(alpha * logits[row_block]).unsqueeze(1)
+        torch.testing.assert_close(syn.weight, expected)
+    soft = syn.weight.detach().abs().clone()
     param.alpha = 1e4
-    assert coherence_pct(syn.weight, 1).item() == pytest.approx(100.0)
-    # with a huge alpha each row carries its block's sign times the stored magnitude
-    torch.testing.assert_close(syn.weight.abs(), original.abs())
-
-
+    hard = syn.weight.detach()
+    # With a huge alpha each row carries its block's sign times the stored magnitude ...
+    torch.testing.assert_close(hard, original.abs() * torch.sign(block_sum)[row_block].unsqueeze(1))
+    assert coherence_pct(hard, 2).item() == pytest.approx(100.0)
+    # ... and sharpening only ever grows magnitudes, towards |V|.
+    assert bool((hard.abs() > soft).all())
 def test_inspect_finds_dense_matrices_and_pairs():
     net = torch.nn.Module()
     net.s1, net.s2 = H1v2Synapse(3, 4), H1v2Synapse(4, 2)

@@ -45,14 +45,43 @@ def test_script_runs_the_template_and_writes_its_report(tmp_path):
         assert (figures / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
 
-def test_loss_term_ablation_trains_every_variant(tmp_path):
+def test_loss_term_ablation_trains_every_variant(tmp_path, monkeypatch):
+    import torch
+    from torch.nn.utils import parametrize
+
+    import nwave_lightning.module
+    from nwave_lightning.layers.inspect import dense_weights
+
+    built = []  # every SNNModule the ablation makes, with its net's weights as handed over
+
+    class Spy(nwave_lightning.module.SNNModule):
+        def __init__(self, net, *args, **kwargs):
+            super().__init__(net, *args, **kwargs)
+            built.append((self, [getattr(e.module, e.attr).detach().clone() for e in dense_weights(net)]))
+
+    monkeypatch.setattr(nwave_lightning.module, "SNNModule", Spy)  # the tutorial imports it inside the function
     tutorial = _tutorial()
     dataset = tutorial.write_dataset(str(tmp_path / "data"), n_train=48, n_steps=30, seed=0)
     figure = tmp_path / "ablation.png"
     curves = tutorial.loss_term_ablation(dataset, epochs=1, path=str(figure))
-    assert set(curves) == set(tutorial.ABLATION)
-    for accuracy in curves.values():
+    assert list(curves) == list(tutorial.ABLATION)
+    assert len(built) == len(tutorial.ABLATION)
+    initial = {}
+    for (name, spec), (module, weights) in zip(tutorial.ABLATION.items(), built):
+        init_name, use_fluct, loss_weights, anneal_signs = spec
+        # The variant's own loss weights, sign switch and init reached the module it trained ...
+        assert [term.weight for term in module.loss.loss_terms] == list(loss_weights), name
+        signs = [parametrize.is_parametrized(e.module, e.attr) for e in dense_weights(module.net)]
+        assert signs and all(s == anneal_signs for s in signs), name
+        same_init = initial.setdefault((init_name, use_fluct), weights)
+        assert all(torch.equal(a, b) for a, b in zip(same_init, weights)), f"{name}: seed 0 gives one init per spec"
+        # ... which trained a whole epoch, and the curve is what it logged.
+        assert module.trainer.global_step > 0 and module.trainer.current_epoch == 1, name
+        accuracy = curves[name]
         assert set(accuracy) == {"val_acc", "val_chip_acc"}  # the float accuracy and its chip-ready twin
-        for values in accuracy.values():
+        for key, values in accuracy.items():
             assert len(values) == 1 and 0.0 <= values[0] <= 1.0
+            assert values[-1] == pytest.approx(float(module.trainer.callback_metrics[key])), (name, key)
+    chip_init, fluct_init = initial[(None, False)], initial[("xavier_uniform", True)]
+    assert not all(torch.equal(a, b) for a, b in zip(chip_init, fluct_init)), "the two inits gave the same weights"
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
