@@ -76,3 +76,15 @@ def fit_and_read(tmp_path, module, epochs=2, train=None, val=None, **kwargs):
     fitter = trainer(tmp_path, max_epochs=epochs, **kwargs)
     fitter.fit(module, train or loader(10, 4, seed=0), val or loader(6, 4, seed=1))
     return fitter, read_scalars(fitter.logger.log_dir)
+
+
+def seeded_fluct_init(fluct_init, monkeypatch):
+    """fluct_init from a fixed random state, in the test and in the module (which runs it at on_train_start)."""
+    import nwave_lightning.init
+
+    def seeded(*args, **kwargs):
+        torch.manual_seed(11)
+        return fluct_init(*args, **kwargs)
+
+    monkeypatch.setattr(nwave_lightning.init, "fluct_init", seeded)
+    return seeded

@@ -12,7 +12,7 @@ from nwave_lightning.callbacks import SignAnnealing
 from nwave_lightning.metrics import PopulationAccuracy
 from nwave_lightning.module import SNNModule
 
-from ._tiny import CLASSES, IN_CH, PER_CLASS, fit_and_read, loader, make_module, tiny_loss, tiny_net, tiny_tensors, trainer
+from ._tiny import seeded_fluct_init, CLASSES, IN_CH, PER_CLASS, fit_and_read, loader, make_module, tiny_loss, tiny_net, tiny_tensors, trainer
 
 
 def _hand_made_chip_weights(net) -> dict[str, torch.Tensor]:
@@ -144,18 +144,6 @@ def _first_rate(membranes_list, **unused):
     return membranes_list[-1].float().mean()
 
 
-def _seeded(fluct_init, monkeypatch):
-    """fluct_init from a fixed random state, in the test and in the module (which runs it at on_train_start)."""
-    import nwave_lightning.init
-
-    def seeded(*args, **kwargs):
-        torch.manual_seed(11)
-        return fluct_init(*args, **kwargs)
-
-    monkeypatch.setattr(nwave_lightning.init, "fluct_init", seeded)
-    return seeded
-
-
 def test_fluct_init_under_the_default_sign_annealing_starts_from_its_weights(monkeypatch):
     # SignAnnealing parametrises the signs (in its setup) before SNNModule runs fluct_init; the result
     # must equal fluct_init on the plain network followed by the parametrisation: magnitudes
@@ -165,7 +153,7 @@ def test_fluct_init_under_the_default_sign_annealing_starts_from_its_weights(mon
     kwargs = {"xi_target": 2.0, "alpha": 1.0, "n_batches": 2}
     torch.manual_seed(3)
     reference = tiny_net((6,))
-    _seeded(fluct_init, monkeypatch)(reference, loader(8, 4), **kwargs)
+    seeded_fluct_init(fluct_init, monkeypatch)(reference, loader(8, 4), **kwargs)
     torch.manual_seed(3)
     # lr=0 and no clamp: the one training batch (fluct_init runs at on_train_start) changes no weight.
     module = make_module(net=tiny_net((6,)), fluct_init=kwargs, lr=0.0, clamp_weights=False)

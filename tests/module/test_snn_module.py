@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from nwave_lightning.metrics import PopulationAccuracy
 from nwave_lightning.module import SNNModule
 
-from ._tiny import CLASSES, PER_CLASS, fit_and_read, loader, make_module, read_scalars, tiny_loss, tiny_net, tiny_tensors, trainer
+from ._tiny import seeded_fluct_init, CLASSES, PER_CLASS, fit_and_read, loader, make_module, read_scalars, tiny_loss, tiny_net, tiny_tensors, trainer
 
 ACTIVITY = ("firing_rate", "dead_neurons", "dead_neurons_fraction", "membrane_mean", "membrane_var")
 LOSS_COMPONENTS = ("population/mse", "population/total", "total")
@@ -171,25 +171,13 @@ def test_resuming_from_last_gives_the_uninterrupted_run(tmp_path):
         assert torch.allclose(resumed_module.net.state_dict()[key], value, atol=1e-7), key
 
 
-def _seeded(fluct_init, monkeypatch):
-    """fluct_init from a fixed random state, in the test and in the module (which runs it at on_train_start)."""
-    import nwave_lightning.init
-
-    def seeded(*args, **kwargs):
-        torch.manual_seed(11)
-        return fluct_init(*args, **kwargs)
-
-    monkeypatch.setattr(nwave_lightning.init, "fluct_init", seeded)
-    return seeded
-
-
 def test_fluct_init_runs_once_from_the_training_loader(monkeypatch):
     from nwave_lightning.init import fluct_init
 
     kwargs = {"xi_target": 2.0, "alpha": 1.0, "n_batches": 2}
     torch.manual_seed(3)
     reference = tiny_net((6,))
-    _seeded(fluct_init, monkeypatch)(reference, loader(8, 4), **kwargs)
+    seeded_fluct_init(fluct_init, monkeypatch)(reference, loader(8, 4), **kwargs)
     torch.manual_seed(3)
     # lr=0 and no clamp: the one training batch (fluct_init runs at on_train_start) changes no weight.
     module = make_module(net=tiny_net((6,)), fluct_init=kwargs, sign_annealing=False, lr=0.0, clamp_weights=False)
