@@ -1,7 +1,7 @@
 """Overhead of the HPO engine: experiment wall time vs the trials' own training time.
 
 An 8-trial experiment with 2 trials at a time (``HPOWrapper`` + the default
-``train_one_trial``: Lightning, the seed's per-epoch reports and best-model
+``train_one_trial``: Lightning, the vendor SDK's per-epoch reports and best-model
 checkpoints, per-trial TensorBoard) tunes the learning rate and hidden width of a
 small H1v2 classifier on the built-in keyword-spotting task, on CPU.
 
@@ -9,7 +9,7 @@ small H1v2 classifier on the built-in keyword-spotting task, on CPU.
   is timed apart): trial processes starting and importing torch/Lightning, Tune's
   scheduling, reporting, checkpoint persistence and experiment-state snapshots.
 * ``trial time``: each trial's own work, timed inside the trial process from the
-  start of ``model_builder`` (step 2 of the seed's flow) to the end of
+  start of ``model_builder`` (step 2 of the vendor SDK's flow) to the end of
   ``train_one_trial``: building the model and data, checking the contract,
   training, validating and reporting every epoch.
 * ``ideal``: ``sum(trial time) / concurrency``, the wall time of a perfect scheduler

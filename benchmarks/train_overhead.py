@@ -8,7 +8,7 @@ with the same optimizer, and validate once per epoch. Two pairings:
   only trains and computes the validation loss: the framework's own cost.
 * ``full`` — SNNModule with accuracy, per-layer activity and TensorBoard vs a
   loop that updates the same torchmetrics objects and writes the same scalars
-  with ``SummaryWriter``: what a user of the seed's table actually pays.
+  with ``SummaryWriter``: what a user of the vendor SDK's table actually pays.
 
 A third variant, ``bare`` — the smallest LightningModule that trains the same
 net with the same loss (no metrics, no logging), run in the ``loss only``

@@ -93,9 +93,11 @@ class RunCLI(LightningCLI):
             return
         callbacks = trainer.get("callbacks") or []
         callbacks = list(callbacks) if isinstance(callbacks, list) else [callbacks]
-        # Lightning's implicit ModelCheckpoint keeps no last.ckpt, which `--ckpt_path last` needs.
+        # Lightning's implicit ModelCheckpoint keeps no last.ckpt, which `--ckpt_path last` needs. The
+        # file is named by the 1-based epoch SNNModule logs (Lightning's default name would read the
+        # logged `step`, the TensorBoard x axis, not the optimizer step count).
         if trainer.get("enable_checkpointing") is not False and not any(_is_a(entry, ModelCheckpoint) for entry in callbacks):
-            callbacks.append(Namespace(class_path="lightning.pytorch.callbacks.ModelCheckpoint", init_args=Namespace(save_last=True)))
+            callbacks.append(Namespace(class_path="lightning.pytorch.callbacks.ModelCheckpoint", init_args=Namespace(save_last=True, filename="{epoch}")))
         if trainer.get("enable_progress_bar") is not False and not any(_is_a(entry, ProgressBar) for entry in callbacks):
             callbacks.append(Namespace(class_path="nwave_lightning.console.EpochProgressBar", init_args=Namespace()))
         trainer["callbacks"] = callbacks

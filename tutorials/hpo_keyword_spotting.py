@@ -1,6 +1,6 @@
-"""HPO tutorial: the seed's end-to-end HPO template on the built-in keyword-spotting task.
+"""HPO tutorial: the vendor SDK's end-to-end HPO template on the built-in keyword-spotting task.
 
-The seed guide ("Hyperparameter Optimization for Custom hardware-aware SNNs")
+The vendor SDK's HPO guide ("Hyperparameter Optimization for Custom hardware-aware SNNs")
 tunes a 3-layer H1v2 ``SurrogateSNN`` (13 input channels, 2 classes, 32 neurons
 per class) for recall with ``HPOWrapper``: model widths and time constants,
 optimizer, a composite loss (population + firing-rate + hardware terms), metric
@@ -8,14 +8,14 @@ options, LR scheduler, early stopping, surrogate schedule and sign annealing,
 all in one search space, with ASHA stopping the weak trials. This script runs
 that template unchanged on :class:`nwave_lightning.data.KeywordSpottingDataModule`
 (a synthetic 13-channel keyword / distractor task, no download), saved as the
-pickled ``train.pt`` / ``val.pt`` DataLoaders the seed's ``build_datasets``
+pickled ``train.pt`` / ``val.pt`` DataLoaders the vendor SDK's ``build_datasets``
 loads. The sizes differ (fewer samples and epochs, CPU), and ``build_model`` is the
-one from the seed's "Tuning fluct_init parameters with HPO" section, with its
+one from the vendor SDK's "Tuning fluct_init parameters with HPO" section, with its
 fluct_init search space bound: with the template's plain xavier init no layer of
 this network fires on the keyword task and no trial learns (``--plain-init``
 shows it). Some LR-scheduler and early-stop values are scaled to the shorter run.
 
-Then it does the seed's analysis: best config, the trial table, the restored
+Then it does the vendor SDK's analysis: best config, the trial table, the restored
 best checkpoint, and figures made from the per-trial TensorBoard logs (tbparse):
 the selected metric against each tuned hyper-parameter, parallel coordinates,
 learning curves of every trial and the per-layer firing rates of the best one.
@@ -97,7 +97,7 @@ def parse_args(argv=None):
 
 
 def write_dataset(path: str, n_train: int, n_steps: int, seed: int) -> str:
-    """The built-in task as the seed's pickled DataLoaders (``train.pt`` / ``val.pt``)."""
+    """The built-in task as the vendor SDK's pickled DataLoaders (``train.pt`` / ``val.pt``)."""
     dm = KeywordSpottingDataModule(n_train=n_train, n_val=n_train // 3, n_test=16, n_steps=n_steps,
                                    word_length=n_steps * 2 // 5, batch_size=32, seed=seed)
     dm.setup("fit")
@@ -107,13 +107,13 @@ def write_dataset(path: str, n_train: int, n_steps: int, seed: int) -> str:
     return path
 
 
-# ---- the seed's building blocks (imports renamed) ----------------------------------------------
+# ---- the vendor SDK's building blocks (imports renamed) ----------------------------------------------
 def load_init_loader(dataset_path, train_file):
     return torch.load(os.path.join(dataset_path, train_file), weights_only=False)
 
 
 def build_model(model_cfg):
-    # The seed's "Tuning fluct_init parameters with HPO" build_model: with the template's plain
+    # The vendor SDK's "Tuning fluct_init parameters with HPO" build_model: with the template's plain
     # xavier init, no layer of this network fires on the keyword task, so nothing trains.
     model = SurrogateSNN(model_cfg)
 
@@ -212,7 +212,7 @@ def make_hpo(args) -> HPOWrapper:
     hpo.bind_model_param("tau_l2", tune.loguniform(10e-3, 50e-3))
     hpo.bind_model_param("tau_l3", tune.loguniform(20e-3, 90e-3))
     hpo.bind_model_param("device", "cpu")
-    # fluct_init search space (the seed's fluct_init section)
+    # fluct_init search space (the vendor SDK's fluct_init section)
     hpo.bind_model_param("init_dataset_path", os.path.abspath(args.data))
     hpo.bind_model_param("init_verbose", False)
     hpo.bind_model_param("use_fluct_init", not args.plain_init)
@@ -331,7 +331,7 @@ ABLATION = {  # name -> (init_name, fluct_init, loss weights population / activi
 def loss_term_ablation(dataset: str, epochs: int, path: str, lr: float = 3e-2) -> dict[str, dict[str, list[float]]]:
     """Which part of the template keeps a trial from learning: one plain training per variant.
 
-    The seed's network (hidden_1 = 32, taus 10 / 20 / 40 ms, dt = 1 ms) and its loss builder with
+    The vendor SDK's network (hidden_1 = 32, taus 10 / 20 / 40 ms, dt = 1 ms) and its loss builder with
     mid-range values (correct 0.35, incorrect 0.05, rate targets [0.05, 0.08, 0.1] x [10, 5, 1],
     weight limit 0.8), Adam at ``lr``, no scheduler; SNNModule's hardware-aware defaults (sign
     annealing over 60 % of the epochs, clamped weights) except in the variant with unconstrained
@@ -396,7 +396,7 @@ def main(argv=None):
     wall = time.time() - start
     print("Best config:", hpo.best_config())
 
-    # The seed's analysis steps (each float value printed with its chip-ready twin).
+    # The vendor SDK's analysis steps (each float value printed with its chip-ready twin).
     best = hpo.best_result()
     print("best val_recall (last epoch):", best.metrics["val_recall"], "chip-ready:", best.metrics.get("val_chip_recall"))
     at_best = hpo.best_epoch_metrics()  # the best trial at its best epoch, the one best_model.pt holds

@@ -132,7 +132,10 @@ def log_scalar(pl_module: "pl.LightningModule", name: str, value: float) -> None
     synced metrics, replicated weights), so no extra sync is needed; the
     loggers themselves write on rank 0 only.
     """
-    has_logger = bool(pl_module._trainer is not None and pl_module.trainer.loggers)
+    try:
+        has_logger = bool(pl_module.trainer.loggers)
+    except RuntimeError:  # a module not attached to a Trainer (Lightning's public property raises)
+        has_logger = False
     pl_module.log(name, float(value), on_step=False, on_epoch=True, sync_dist=False, prog_bar=False, logger=has_logger)
 
 

@@ -86,7 +86,9 @@ class NonFiniteGuard(Callback):
         if not self.enabled or not tensors:
             return
         # One reduction and one host sync for all tensors; names only once something is wrong.
-        finite = torch.stack([torch.isfinite(t.detach()).all().to("cpu") for t in tensors.values()])
+        values = list(tensors.values())
+        device = values[0].device
+        finite = torch.stack([torch.isfinite(t.detach()).all().to(device) for t in values]).cpu()
         if bool(finite.all()):
             return
         bad = [name for name, ok in zip(tensors, finite.tolist()) if not ok]

@@ -69,6 +69,11 @@ class NWaveCLI(RunCLI):
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
+        if self.config.get("subcommand") not in LightningCLI.subcommands():
+            # tune / export: the Trainer's device lines and LightningCLI's "Seed set to" (printed
+            # before before_instantiate_classes) are not theirs.
+            for name in ("lightning.pytorch", "lightning.fabric"):
+                logging.getLogger(name).setLevel(logging.WARNING)
         if self.config.get("subcommand") == "export":
             # Checked here, before LightningCLI reads the checkpoint's hyper-parameters and builds the
             # model and the data: a wrong --output suffix fails before anything is loaded.
@@ -81,12 +86,6 @@ class NWaveCLI(RunCLI):
 
     def runs_a_fit_loop(self) -> bool:
         return self.subcommand in LightningCLI.subcommands()
-
-    def before_instantiate_classes(self) -> None:
-        super().before_instantiate_classes()
-        if not self.runs_a_fit_loop():  # tune / export: the Trainer's device and seed lines are not theirs
-            for name in ("lightning.pytorch", "lightning.fabric"):
-                logging.getLogger(name).setLevel(logging.WARNING)
 
     @rank_zero_only
     def before_fit(self) -> None:

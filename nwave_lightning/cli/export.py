@@ -174,9 +174,10 @@ def export(self, model, datamodule=None, *, ckpt_path: str, output: str) -> str:
     """Export a trained network for the chip: a chip file (.json / .npz) or NIR (.nir).
 
     Args:
-        ckpt_path: Checkpoint to export: a ``.ckpt`` of the run, its ``best_model.pt``,
-            or ``last`` for ``checkpoints/last.ckpt`` of the newest version folder of the
-            config's logger (as ``nwave fit --ckpt_path last`` resumes).
+        ckpt_path: Checkpoint to export: a ``.ckpt`` of the run or its ``best_model.pt``. On the
+            command line ``last`` names the newest intact checkpoint of the config's run, resolved
+            before this is called (:func:`nwave_lightning.ckpt_args.settle_ckpt_path`, as for
+            ``nwave fit --ckpt_path last``).
         output: File to write; its suffix picks the format: ``.json`` (chip file, readable
             header + sibling ``.npz``), ``.npz`` (chip file in one file), ``.nir`` (NIR graph).
 
@@ -200,8 +201,8 @@ def export(self, model, datamodule=None, *, ckpt_path: str, output: str) -> str:
     """
     suffix = export_format(output)
     writer = _writer(suffix)
-    if ckpt_path == "last":
-        ckpt_path = _last_checkpoint(self)
+    if ckpt_path == "last":  # only the command line resolves it (it knows the config's run folder)
+        raise ValueError("export: ckpt_path='last' is resolved by `nwave export`; from Python pass the checkpoint's path.")
     net = load_checkpoint_into(model, ckpt_path)
     chip_net = to_chip(net)
     violations = check_chip(chip_net)
@@ -222,15 +223,3 @@ def export(self, model, datamodule=None, *, ckpt_path: str, output: str) -> str:
     arrays = f" (arrays: {os.path.splitext(written)[0]}.npz)" if suffix == ".json" else ""
     print(f"wrote {written}{arrays}")
     return written
-
-
-def _last_checkpoint(trainer) -> str:
-    # The CLI already pointed the logger at the newest version folder (as for `fit --ckpt_path last`).
-    log_dir = getattr(trainer.logger, "log_dir", None) if trainer.logger is not None else None
-    candidate = os.path.join(log_dir, "checkpoints", "last.ckpt") if log_dir else None
-    if candidate is None or not os.path.isfile(candidate):
-        raise ValueError(
-            f"nwave export: --ckpt_path last found no checkpoint{f' at {candidate!r}' if candidate else ' (the config has no logger)'}; "
-            "pass the checkpoint's path instead."
-        )
-    return candidate

@@ -50,7 +50,7 @@ def test_loss_term_ablation_trains_every_variant(tmp_path, monkeypatch):
     from torch.nn.utils import parametrize
 
     import nwave_lightning.module
-    from nwave_lightning.layers.inspect import dense_weights
+    from nwave_lightning.layers.walk import dense_weights
 
     built = []  # every SNNModule the ablation makes, with its net's weights as handed over
 
