@@ -49,8 +49,31 @@ def _check_deploy(ns, tmp_path):
     assert ns["check_chip"](ns["net"]), "the fresh net should have chip violations for check_chip to list"
 
 
+def _check_arrays(ns, tmp_path):
+    # "stratified, standardised, padded + mask"; "signed values -> 6 rate channels"; "class count read from net".
+    dm, x, y, module = ns["dm"], ns["x"], ns["y"], ns["module"]
+    sizes = {name: len(split.y) for name, split in dm.splits.items()}
+    assert sizes == {"train": 120, "val": 40, "test": 40}, sizes
+    for name, split in dm.splits.items():  # stratified: each split keeps the class balance within one sample
+        share = float(split.y.float().mean())
+        assert abs(share - y.mean()) * sizes[name] <= 1.0, (name, share, y.mean())
+    lengths = {len(sample) for sample in x}
+    assert dm.variable_length and dm.max_length == max(lengths)
+    real = torch.cat([split.x[split.mask] for split in [dm.splits["train"]]])
+    torch.testing.assert_close(real.mean(0), torch.zeros(3), atol=1e-5, rtol=0)  # standardised on real steps
+    xb, yb, meta = next(iter(dm.train_dataloader()))
+    assert meta["mask"].shape == xb.shape[:2] and not bool(meta["mask"].all())  # padded, and the mask says where
+    assert module.net.encoder(xb).shape[-1] == 6
+    assert dm.num_classes == 2 and module.net.num_classes == 2
+
+
 # A fragment that identifies each README example -> what it must have done.
-CHECKS = {"H1v2Frontend(8)": _check_layers, "pl.Trainer(max_epochs=5)": _check_training, "export_chip(": _check_deploy}
+CHECKS = {
+    "H1v2Frontend(8)": _check_layers,
+    "pl.Trainer(max_epochs=5)": _check_training,
+    "export_chip(": _check_deploy,
+    "ArrayDataModule(x, y": _check_arrays,
+}
 
 
 def _snapshot(module):
