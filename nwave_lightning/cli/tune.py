@@ -139,10 +139,10 @@ def tune(
     space = {k: v for k, v in raw_space.items() if not domain_problems(k, v)}
     space = parse_search_space(space)
     trial = ConfigTrial(base, metric, mode)
-    # One build and one training batch of a sampled config: the dotted paths exist, the metrics
-    # are logged, and the model's memory per trial is known before any trial starts.
+    # One build and one training batch of the config that costs the most memory: the dotted paths exist,
+    # the metrics are logged, and the memory of the largest trial is known before any trial starts.
     try:
-        probe = build_from_config(trial.config_for({k: _example_value(v) for k, v in space.items()}))
+        probe = build_from_config(trial.config_for({k: _largest_value(v) for k, v in space.items()}))
     except Exception as err:
         problems.append(
             f"search_space: a sampled config does not build ({type(err).__name__}: {err}); check the dotted "
@@ -236,11 +236,22 @@ def check_chip_metric_logged(metric: str, model) -> None:
         )
 
 
-def _example_value(domain):
-    values = domain.get("grid_search") if isinstance(domain, dict) and "grid_search" in domain else None
-    if values is not None:
-        return values[0]
-    return domain.sample() if hasattr(domain, "sample") else domain
+def _largest_value(domain):
+    """The value of a domain that costs a trial the most memory: the largest number, or the list with the
+    largest sum (widths), else the first value; a continuous domain's upper end (a float one: a sample)."""
+    from ray.tune.search.sample import Integer
+
+    from ..hpo.space import domain_values
+
+    values = domain_values(domain)
+    if values is None:
+        return max(domain.lower, domain.upper - 1) if isinstance(domain, Integer) else domain.sample()
+
+    def size(value) -> float:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return sum(v for v in items if isinstance(v, (int, float)) and not isinstance(v, bool))
+
+    return max(values, key=size)
 
 
 def _save_text(path: str, text: str) -> None:
