@@ -34,7 +34,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import TrialScheduler
 
 from .memory_guard import MemoryGuard, Recommendation, resolve_concurrency
-from .results import OUTCOME_FILE, TrialLines, trial_outcome
+from .results import TrialLines, trial_outcome, write_outcome
 from .schedulers import build_search_alg, build_tune_scheduler
 from .trial import trial_dirname
 
@@ -226,11 +226,9 @@ class TrialOutcome(tune.Callback):
         self.experiment_dir = experiment_dir
 
     def _write(self, trial, outcome: str) -> None:
-        from ..io import atomic_write
-
         folder = os.path.join(self.experiment_dir, trial_dirname(trial))
         if os.path.isdir(folder):
-            atomic_write(os.path.join(folder, OUTCOME_FILE), lambda tmp: open(tmp, "w", encoding="utf-8").write(outcome))
+            write_outcome(folder, outcome)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         if trial_outcome(os.path.join(self.experiment_dir, trial_dirname(trial))).startswith("non-finite"):

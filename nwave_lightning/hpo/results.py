@@ -54,6 +54,7 @@ __all__ = [
     "is_chip_metric",
     "scalar_metrics",
     "trial_outcome",
+    "write_outcome",
 ]
 
 BEST_MODEL_FILE = "best_model.pt"
@@ -90,6 +91,17 @@ def check_metric_reported(metric: str, reported: Mapping[str, Any]) -> None:
         + (f". Did you mean one of {close}?" if close else "")
         + (f". {CHIP_METRIC_HINT}." if is_chip_metric(metric) else "")
     )
+
+
+def write_outcome(trial_dir: str, outcome: str) -> None:
+    """Record how the trial in ``trial_dir`` ended (see :data:`OUTCOME_FILE`)."""
+    from ..io import atomic_write
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(outcome)
+
+    atomic_write(os.path.join(trial_dir, OUTCOME_FILE), write)
 
 
 def trial_outcome(trial_dir: str) -> str:

@@ -41,11 +41,10 @@ import ray.tune
 import torch
 
 from ..console import quiet_trial_process
-from ..io import atomic_write
 from ..run import build_from_config
 from .builders import TRIAL_OWNED_TRAINER_ARGS, lr_scheduler_spec, nwave_callbacks, optimizer_spec, trainer_kwargs
 from .distributed import current_trial_dir, enter_launch_dir, run_distributed_trial
-from .results import BEST_MODEL_FILE, OUTCOME_FILE, TRIAL_STATE_FILE, TuneEpochReport, check_metric_reported
+from .results import BEST_MODEL_FILE, TRIAL_STATE_FILE, TuneEpochReport, check_metric_reported, write_outcome
 from .space import SplitConfig, apply_overrides, split_config
 
 __all__ = ["Builders", "ConfigTrial", "TrialContext", "TrialSpec", "fit_lightning", "run_trial", "train_one_trial", "trial_dirname"]
@@ -455,5 +454,5 @@ def run_trial(config: dict, spec: TrialSpec) -> None:
         # Final for this trial: a retry would meet the same numbers (max_failures is for faults).
         # The trial ends, its reason in the report's status; the experiment goes on.
         reason = f"non-finite: {str(err).splitlines()[0]}"
-        atomic_write(os.path.join(trial_dir, OUTCOME_FILE), lambda tmp: open(tmp, "w", encoding="utf-8").write(reason))
+        write_outcome(trial_dir, reason)
         print(f"trial {os.path.basename(trial_dir)} stopped, {reason}", flush=True)
