@@ -87,7 +87,7 @@ def tune(
     experiment_name: str = "nwave_tune",
     max_failures: int = 0,
     address: Optional[str] = None,
-    resume: Union[bool, str] = False,
+    resume: Union[bool, str] = "auto",
     report: bool = True,
 ):
     """Tune hyper-parameters of a fit config with Ray Tune (see ``nwave_lightning.cli.tune``).
@@ -111,13 +111,16 @@ def tune(
         experiment_name: Experiment folder name.
         max_failures: Retries of a trial that raises.
         address: Existing Ray cluster to join (``auto`` or ``host:port``).
-        resume: ``true`` continues the interrupted experiment, ``auto`` when possible.
+        resume: ``auto`` (default): rerunning the same command continues the unfinished
+            experiment; ``true`` insists on continuing; ``false`` starts a new one (in
+            ``<experiment_name>_2`` ... when the folder is taken, and says so).
         report: Write the table and figures into ``<experiment>/report`` at the end.
     """
     from ray import tune as ray_tune
 
-    from ..hpo.engine import ExperimentSettings, experiment_path, is_remote, run_experiment
+    from ..hpo.engine import ExperimentSettings, choose_experiment, experiment_path, is_remote, run_experiment
     from ..hpo.memory_guard import MemoryGuard
+    from ..hpo.preflight import callback_monitors, domain_problems, dry_run, metric_problems, raise_problems, search_space_problems
     from ..hpo.space import parse_search_space, upper_bound
     from ..hpo.trial import ConfigTrial, TrialSpec, run_trial
 
@@ -129,8 +132,27 @@ def tune(
         )
     launch, parser, namespace = _launch_config(self)
     base = {key: launch[key] for key in FIT_KEYS if key in launch}
-    space = parse_search_space(search_space or {})
+    raw_space = dict(search_space or {})
+    problems = search_space_problems(raw_space)
+    if int(max_failures) < 0:
+        problems.append(f"max_failures={max_failures} must be >= 0 (retries of a failing trial)")
+    space = {k: v for k, v in raw_space.items() if not domain_problems(k, v)}
+    space = parse_search_space(space)
     trial = ConfigTrial(base, metric, mode)
+    # One build and one training batch of the config that costs the most memory: the dotted paths exist,
+    # the metrics are logged, and the memory of the largest trial is known before any trial starts.
+    try:
+        probe = build_from_config(trial.config_for({k: _largest_value(v) for k, v in space.items()}))
+    except Exception as err:
+        problems.append(
+            f"search_space: a sampled config does not build ({type(err).__name__}: {err}); check the dotted "
+            f"paths {sorted(space)} against `nwave tune --config <file> --print_config`"
+        )
+        raise_problems(problems, "nwave tune")
+    check_chip_metric_logged(metric, probe.model)
+    dry = dry_run(probe.model, probe.datamodule)
+    problems += metric_problems(metric, dry.logged, callback_monitors(probe.trainer_kwargs.get("callbacks") or []))
+    raise_problems(problems, "nwave tune")
     settings = ExperimentSettings(
         metric=metric,
         mode=mode,
@@ -146,6 +168,7 @@ def tune(
         max_failures=int(max_failures),
         address=address,
     )
+    restore = choose_experiment(settings, resume)
     exp_dir = experiment_path(settings)
     spec = TrialSpec(
         build_and_fit=trial,
@@ -154,15 +177,6 @@ def tune(
         resources_per_worker=dict(settings.resources),
         launch_dir=os.getcwd(),
     )
-    # Fail before launching on paths that do not exist in the config (one build from sampled values).
-    try:
-        probe = build_from_config(trial.config_for({k: _example_value(v) for k, v in space.items()}))
-    except Exception as err:
-        raise ValueError(
-            f"search_space: a sampled config does not build ({type(err).__name__}: {err}); check the dotted "
-            f"paths {sorted(space)} against `nwave tune --config <file> --print_config`"
-        ) from None
-    check_chip_metric_logged(metric, probe.model)
     data_args = dict((base.get("data") or {}).get("init_args") or {})
     dataset_path = next((data_args[k] for k in ("data_dir", "dataset_path", "root") if data_args.get(k)), None)
     epochs = space.get("trainer.max_epochs", (base.get("trainer") or {}).get("max_epochs"))
@@ -176,7 +190,8 @@ def tune(
         dataset_path=dataset_path,
         data_cfg=data_args,
         max_t=upper_bound(epochs) if epochs is not None else None,
-        resume=resume,
+        restore=restore,
+        model_bytes=dry.model_bytes,
     )
     from ..hpo.results import best_epoch_metrics, best_result, describe_best
 
@@ -221,11 +236,22 @@ def check_chip_metric_logged(metric: str, model) -> None:
         )
 
 
-def _example_value(domain):
-    values = domain.get("grid_search") if isinstance(domain, dict) and "grid_search" in domain else None
-    if values is not None:
-        return values[0]
-    return domain.sample() if hasattr(domain, "sample") else domain
+def _largest_value(domain):
+    """The value of a domain that costs a trial the most memory: the largest number, or the list with the
+    largest sum (widths), else the first value; a continuous domain's upper end (a float one: a sample)."""
+    from ray.tune.search.sample import Integer
+
+    from ..hpo.space import domain_values
+
+    values = domain_values(domain)
+    if values is None:
+        return max(domain.lower, domain.upper - 1) if isinstance(domain, Integer) else domain.sample()
+
+    def size(value) -> float:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return sum(v for v in items if isinstance(v, (int, float)) and not isinstance(v, bool))
+
+    return max(values, key=size)
 
 
 def _save_text(path: str, text: str) -> None:

@@ -34,11 +34,11 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import TrialScheduler
 
 from .memory_guard import MemoryGuard, Recommendation, resolve_concurrency
-from .results import TrialLines
+from .results import TrialLines, trial_outcome, write_outcome
 from .schedulers import build_search_alg, build_tune_scheduler
 from .trial import trial_dirname
 
-__all__ = ["ExperimentSettings", "connect_ray", "experiment_path", "is_remote", "run_experiment", "summarize_failures"]
+__all__ = ["ExperimentSettings", "TrialOutcome", "choose_experiment", "connect_ray", "experiment_path", "is_remote", "run_experiment", "summarize_failures", "trial_count"]
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,65 @@ def summarize_failures(results) -> list[str]:
     return lines
 
 
+def trial_count(param_space: Mapping[str, Any], num_samples: int) -> int:
+    """Trials an experiment runs: ``num_samples`` times the size of every grid.
+
+    >>> trial_count({"a": {"grid_search": [1, 2, 3]}, "b": {"grid_search": [0, 1]}, "c": 5}, 2)
+    12
+    """
+    count = int(num_samples)
+    for value in param_space.values():
+        if isinstance(value, Mapping) and set(value) == {"grid_search"}:
+            count *= len(value["grid_search"])
+    return count
+
+
+def choose_experiment(settings: ExperimentSettings, resume: bool | str) -> bool:
+    """Whether to restore ``<storage>/<experiment_name>``; a new experiment never lands in a used folder.
+
+    ``resume="auto"`` restores an experiment found there; ``True`` restores it (error when
+    there is none); ``False`` starts a new one, in ``<experiment_name>_2`` (``_3``...)
+    when the folder holds one already (``settings.experiment_name`` is updated and a line
+    says so). Returns True when restoring.
+    """
+    if resume not in (True, False, "auto"):
+        raise ValueError(f"resume={resume!r} must be true, false or 'auto'")
+    path = experiment_path(settings)
+    restorable = tune.Tuner.can_restore(path)
+    if resume is True and not restorable:
+        raise ValueError(f"resume=true but {path!r} holds no experiment to restore; run with resume=false or 'auto'")
+    if restorable and resume:
+        print(f"Resuming the experiment in {path} (finished trials are kept); resume=false starts a new one", flush=True)
+        return True
+    if restorable:
+        base, n = settings.experiment_name, 2
+        while tune.Tuner.can_restore(os.path.join(settings.storage, f"{base}_{n}")):
+            n += 1
+        settings.experiment_name = f"{base}_{n}"
+        print(f"{path} holds an experiment; resume=false: starting a new one in {experiment_path(settings)}", flush=True)
+    return False
+
+
+class TrialOutcome(tune.Callback):
+    """Notes how each trial ended in its folder (``outcome.txt``): the report tells finished trials from killed ones."""
+
+    def __init__(self, experiment_dir: str) -> None:
+        self.experiment_dir = experiment_dir
+
+    def _write(self, trial, outcome: str) -> None:
+        folder = os.path.join(self.experiment_dir, trial_dirname(trial))
+        if os.path.isdir(folder):
+            write_outcome(folder, outcome)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        if trial_outcome(os.path.join(self.experiment_dir, trial_dirname(trial))).startswith("non-finite"):
+            return  # the trial stopped itself and wrote why
+        self._write(trial, "ok")
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._write(trial, "error")
+
+
 def run_experiment(
     trainable: Callable,
     param_space: Mapping[str, Any],
@@ -188,8 +247,9 @@ def run_experiment(
     dataset_path: str | None = None,
     data_cfg: Mapping[str, Any] | None = None,
     max_t: float | None = None,
-    resume: bool | str = False,
+    restore: bool = False,
     callbacks: list | None = None,
+    model_bytes: int = 0,
 ) -> tuple[Any, Recommendation | None]:
     """Run (or resume) one experiment and return ``(ResultGrid, memory-guard recommendation)``.
 
@@ -199,12 +259,10 @@ def run_experiment(
         settings: Experiment settings.
         dataset_path / data_cfg: Hints for the memory guard.
         max_t: Longest trial in epochs (ASHA / HyperBand stop trials there).
-        resume: True resumes ``<storage>/<experiment_name>`` (error if it cannot),
-            ``"auto"`` resumes when possible, False starts a new experiment.
+        restore: Continue the experiment in ``<storage>/<experiment_name>`` (decided by :func:`choose_experiment`).
         callbacks: Extra Ray Tune callbacks.
+        model_bytes: Memory of one trial's model at its batch size (the dry run's), for the memory guard.
     """
-    if resume not in (True, False, "auto"):
-        raise ValueError(f"resume={resume!r} must be True, False or 'auto'")
     connect_ray(settings.address)
     cluster = ray.cluster_resources()
     _check_cluster_has(settings, cluster)
@@ -217,9 +275,10 @@ def run_experiment(
         settings.max_concurrent_trials,
         dataset_path=dataset_path,
         data_cfg=data_cfg,
-        num_samples=settings.num_samples,
+        num_samples=trial_count(param_space, settings.num_samples),
         resources=guard_resources,
         cluster=cluster,
+        model_bytes=model_bytes,
     )
     scheduler = settings.tune_scheduler
     if not isinstance(scheduler, TrialScheduler):
@@ -248,7 +307,8 @@ def run_experiment(
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         sync_config=tune.SyncConfig(sync_artifacts=remote),
         callbacks=[
-            CSVLoggerCallback(), JsonLoggerCallback(), *_distributed_callbacks(settings), *_console(settings), *(callbacks or [])
+            CSVLoggerCallback(), JsonLoggerCallback(), *_distributed_callbacks(settings), *_console(settings),
+            *([] if remote else [TrialOutcome(experiment_path(settings))]), *(callbacks or []),
         ],
         # At verbose <= 1 the console gets one line per finished trial (TrialLines) instead of Ray's tables.
         verbose=settings.verbose if settings.verbose > 1 else 0,
@@ -257,16 +317,10 @@ def run_experiment(
     path = experiment_path(settings)
     if not remote:
         os.makedirs(path, exist_ok=True)
-    restorable = tune.Tuner.can_restore(path)
-    if resume is True and not restorable:
-        raise ValueError(f"resume=True but {path!r} holds no experiment to restore; run with resume=False first")
     with _ray_env():
-        if resume and restorable:
-            log.info("Resuming experiment %s (finished trials are kept)", path)
+        if restore:
             tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True, param_space=dict(param_space))
         else:
-            if restorable:
-                log.warning("%s already holds an experiment; starting a new one beside it (resume=True continues it)", path)
             tuner = tune.Tuner(trainable, param_space=dict(param_space), tune_config=tune_config, run_config=run_config)
         results = tuner.fit()
     summarize_failures(results)

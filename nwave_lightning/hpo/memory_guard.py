@@ -7,14 +7,17 @@ Before launching Ray Tune, :func:`resolve_concurrency` (called by ``HPOWrapper.r
 2. estimates the dataset footprint from ``dataset_path`` and the ``data.*`` values
    that name files or folders under it (``train_file``, ``val_file``, ...); every
    trial loads its own copy, so one trial needs
-   ``dataset_bytes * dataset_memory_multiplier + trial_overhead_bytes``;
+   ``dataset_bytes * dataset_memory_multiplier + model_bytes + trial_overhead_bytes``
+   where ``model_bytes`` is what one training batch of the trial's model holds
+   (measured by a dry run, :func:`nwave_lightning.hpo.preflight.dry_run`);
 3. recommends ``max_concurrent_trials`` as the smallest of: the RAM budget
    (``available * safety_fraction``) divided by that per-trial need, the trials the
    cluster's CPUs/GPUs can host with the requested per-trial resources, and
-   ``num_samples``;
-4. auto-caps concurrency to the recommendation when the user set none; when the
-   user's value is above it, raises :class:`MemoryGuardError` (``strict=True``) or
-   warns.
+   the number of trials (``num_samples`` times every grid's size);
+4. auto-caps concurrency to the recommendation when the user set none (and prints
+   the estimate); when the user's value is above what memory allows, raises
+   :class:`MemoryGuardError` (``strict=True``) or caps it with a warning. A value
+   above the CPU/GPU or trial-count limit is left to Ray (trials wait their turn).
 
 Example:
     >>> guard = MemoryGuard(trial_overhead_bytes=100 * 2**20)
@@ -196,10 +199,11 @@ def recommend_concurrency(
     resources: Mapping[str, float],
     cluster: Mapping[str, float],
     available_bytes: int | None = None,
+    model_bytes: int = 0,
 ) -> Recommendation:
-    """Recommend ``max_concurrent_trials`` from RAM, per-trial resources and ``num_samples``."""
+    """Recommend ``max_concurrent_trials`` from RAM, per-trial resources and the number of trials."""
     available = available_ram_bytes() if available_bytes is None else int(available_bytes)
-    per_trial = int(dataset_bytes * float(guard.dataset_memory_multiplier)) + int(guard.trial_overhead_bytes)
+    per_trial = int(dataset_bytes * float(guard.dataset_memory_multiplier)) + int(model_bytes) + int(guard.trial_overhead_bytes)
     budget = int(available * float(guard.safety_fraction))
     limits = {"memory": budget // max(per_trial, 1), "num_samples": int(num_samples)}
     for name, key in (("cpu", "CPU"), ("gpu", "GPU")):
@@ -221,12 +225,13 @@ def resolve_concurrency(
     resources: Mapping[str, float],
     cluster: Mapping[str, float],
     available_bytes: int | None = None,
+    model_bytes: int = 0,
 ) -> tuple[int | None, Recommendation | None]:
     """Apply the guard: the concurrency to use and the recommendation behind it.
 
     Raises:
-        MemoryGuardError: ``guard.strict`` and ``requested`` is above the recommendation,
-            or even one trial does not fit the RAM budget.
+        MemoryGuardError: ``guard.strict`` and ``requested`` trials at once do not fit the
+            RAM budget, or even one trial does not.
     """
     if not guard.enabled:
         return requested, None
@@ -237,6 +242,7 @@ def resolve_concurrency(
         resources=resources,
         cluster=cluster,
         available_bytes=available_bytes,
+        model_bytes=model_bytes,
     )
     if rec.limits["memory"] < 1:
         message = (
@@ -249,15 +255,18 @@ def resolve_concurrency(
             raise MemoryGuardError(message)
         log.warning(message)
     if requested is None:
-        log.info("Memory guard: max_concurrent_trials not set, auto-capped; %s", rec.describe())
+        print(f"Memory guard: max_concurrent_trials not set, auto-capped; {rec.describe()}", flush=True)
         return rec.value, rec
-    if requested > rec.value:
+    fits = max(1, rec.limits["memory"])
+    if requested > fits:
         message = (
-            f"Memory guard: set_max_concurrent_trials({requested}) is above the safe value; {rec.describe()}. "
-            f"Fix: call set_max_concurrent_trials({rec.value}) (or leave it unset to auto-cap), reduce "
-            "set_resources(...) per trial, or relax set_memory_guard(strict=False / safety_fraction=...)."
+            f"Memory guard: max_concurrent_trials={requested} does not fit in memory; {rec.describe()}. "
+            f"Fix: max_concurrent_trials: {fits} (HPOWrapper: set_max_concurrent_trials({fits})) or leave it unset to "
+            "auto-cap, a smaller model or batch, "
+            "or relax memory_guard (strict=False / safety_fraction=...)."
         )
         if guard.strict:
             raise MemoryGuardError(message)
-        log.warning(message)
+        print(f"{message} Capped to {fits}.", flush=True)
+        return fits, rec
     return requested, rec

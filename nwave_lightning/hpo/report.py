@@ -39,7 +39,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ..io import atomic_write
-from .results import chip_twin, is_chip_metric
+from .results import chip_twin, is_chip_metric, trial_outcome
 
 __all__ = [
     "experiment_table",
@@ -98,7 +98,7 @@ def _configs(experiment_dir: str) -> pd.DataFrame:
     for name in _trial_dirs(experiment_dir):
         with open(os.path.join(experiment_dir, name, "params.json"), encoding="utf-8") as handle:
             config = json.load(handle)
-        status = "error" if os.path.exists(os.path.join(experiment_dir, name, "error.txt")) else "ok"
+        status = trial_outcome(os.path.join(experiment_dir, name))
         rows.append({"trial": name, "status": status, **{k: _cell(v) for k, v in config.items()}})
     return pd.DataFrame(rows)
 
@@ -147,7 +147,8 @@ def experiment_table(experiment_dir: str, metric: str, mode: str = "max", top_k:
         rows.append(row)
     summary = pd.DataFrame(rows, columns=columns)
     table = configs.merge(summary, on="trial", how="left")
-    table = table.sort_values("best_value", ascending=(mode == "min"), na_position="last").reset_index(drop=True)
+    # Stable: equal values keep the folder-name order, the tie rule of hpo.results.best_result.
+    table = table.sort_values("best_value", ascending=(mode == "min"), na_position="last", kind="stable").reset_index(drop=True)
     front = [c for c in (*_SUMMARY[:4], twin_name, *_SUMMARY[4:]) if c in table.columns]
     table = table[front + [c for c in table.columns if c not in front]]
     return table.head(top_k) if top_k else table

@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -40,6 +41,7 @@ from ..chip_keys import CHIP_METRIC_HINT, chip_twin, is_chip_metric
 
 __all__ = [
     "BEST_MODEL_FILE",
+    "OUTCOME_FILE",
     "TRIAL_STATE_FILE",
     "MetricNotReportedError",
     "TrialLines",
@@ -51,10 +53,15 @@ __all__ = [
     "describe_best",
     "is_chip_metric",
     "scalar_metrics",
+    "trial_outcome",
+    "write_outcome",
 ]
 
 BEST_MODEL_FILE = "best_model.pt"
 TRIAL_STATE_FILE = "trial_state.ckpt"
+#: How a trial ended, in its folder: ``ok``, ``error`` or ``non-finite: <reason>``; absent while it runs
+#: or when it was killed (the report says ``incomplete``).
+OUTCOME_FILE = "outcome.txt"
 # Keys Ray fills in itself; a metric under one of these names would be overwritten.
 _RAY_RESERVED = {"done", "training_iteration", "time_total_s", "time_this_iter_s", "config", "trial_id", "timestamp"}
 
@@ -86,20 +93,62 @@ def check_metric_reported(metric: str, reported: Mapping[str, Any]) -> None:
     )
 
 
+def write_outcome(trial_dir: str, outcome: str) -> None:
+    """Record how the trial in ``trial_dir`` ended (see :data:`OUTCOME_FILE`)."""
+    from ..io import atomic_write
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(outcome)
+
+    atomic_write(os.path.join(trial_dir, OUTCOME_FILE), write)
+
+
+def trial_outcome(trial_dir: str) -> str:
+    """How the trial in ``trial_dir`` ended (see :data:`OUTCOME_FILE`); ``incomplete`` when it did not."""
+    try:
+        with open(os.path.join(trial_dir, OUTCOME_FILE), encoding="utf-8") as handle:
+            return handle.read().strip() or "incomplete"
+    except FileNotFoundError:
+        return "incomplete"
+
+
 def best_result(results, metric: str, mode: str, scope: str = "all"):
-    """The best trial's ``ray.tune.Result`` of a ``ResultGrid`` (``scope="all"``: best epoch; ``"last"``: last epoch).
+    """The best trial's ``ray.tune.Result``: the one definition of "best" that the summary, the report and
+    ``HPOWrapper.best_result`` share.
+
+    ``scope="all"``: each trial scores its best epoch (the first of equal ones, the epoch ``best_model.pt``
+    holds, see :func:`best_epoch_metrics`); ``"last"``: its last epoch. Non-finite values never win; equal
+    scores go to the first trial by folder name (the report's order too).
 
     Raises:
         MetricNotReportedError: no trial reported ``metric`` (the message lists what they did report and their errors).
     """
-    if not any(r.metrics and metric in r.metrics for r in results):
+    if scope not in ("all", "last"):
+        raise ValueError(f"scope={scope!r} must be 'all' (best epoch) or 'last' (last epoch)")
+    scored = []
+    for result in sorted(results, key=lambda r: os.path.basename(str(getattr(r, "path", "")))):
+        frame = getattr(result, "metrics_dataframe", None)
+        if frame is None or metric not in frame.columns or not len(frame):
+            continue
+        if scope == "last":
+            value = float(frame[metric].iloc[-1])
+        else:
+            try:
+                value = best_epoch_metrics(result, metric, mode)[metric]
+            except MetricNotReportedError:
+                continue
+        if math.isfinite(value):
+            scored.append((value, result))
+    if not scored:
         keys = sorted({k for r in results if r.metrics for k in r.metrics})
         errors = [str(r.error).strip().splitlines()[-1] for r in results if r.error is not None]
         raise MetricNotReportedError(
-            f"selected metric {metric!r} not reported by any trial; reported keys: {keys}"
+            f"selected metric {metric!r} not reported (finite) by any trial; reported keys: {keys}"
             + (f"; trial errors: {errors[:3]}" if errors else "")
         )
-    return results.get_best_result(metric=metric, mode=mode, scope=scope)
+    pick = max if mode == "max" else min
+    return pick(scored, key=lambda item: item[0])[1]
 
 
 def scalar_metrics(values: Mapping[str, Any]) -> dict[str, float]:
@@ -137,8 +186,6 @@ def best_epoch_metrics(result, metric: str, mode: str) -> dict[str, float]:
     Raises:
         MetricNotReportedError: the trial never reported ``metric`` (the message lists what it did report).
     """
-    import math
-
     if mode not in ("min", "max"):
         raise ValueError(f"mode={mode!r} must be 'min' or 'max'")
     frame = getattr(result, "metrics_dataframe", None)

@@ -44,7 +44,7 @@ from ..console import quiet_trial_process
 from ..run import build_from_config
 from .builders import TRIAL_OWNED_TRAINER_ARGS, lr_scheduler_spec, nwave_callbacks, optimizer_spec, trainer_kwargs
 from .distributed import current_trial_dir, enter_launch_dir, run_distributed_trial
-from .results import BEST_MODEL_FILE, TRIAL_STATE_FILE, TuneEpochReport, check_metric_reported
+from .results import BEST_MODEL_FILE, TRIAL_STATE_FILE, TuneEpochReport, check_metric_reported, write_outcome
 from .space import SplitConfig, apply_overrides, split_config
 
 __all__ = ["Builders", "ConfigTrial", "TrialContext", "TrialSpec", "fit_lightning", "run_trial", "train_one_trial", "trial_dirname"]
@@ -91,10 +91,12 @@ class Builders:
     dataset_path: str | None = None
 
     def __call__(self, config, *, trial_dir: str, checkpoint=None, report_fn=None, distributed: bool = False) -> None:
-        ctx = build_trial_context(
-            config, self, self.dataset_path, trial_dir=trial_dir, checkpoint=checkpoint, report_fn=report_fn, distributed=distributed
-        )
-        self.train_fn(ctx)
+        with tempfile.TemporaryDirectory(prefix="nwave_best_") as best_dir:
+            ctx = build_trial_context(
+                config, self, self.dataset_path, trial_dir=trial_dir, best_dir=best_dir, checkpoint=checkpoint,
+                report_fn=report_fn, distributed=distributed,
+            )
+            self.train_fn(ctx)
 
 
 @dataclass
@@ -121,21 +123,21 @@ class ConfigTrial:
         extra = {k: v for k, v in run.trainer_kwargs.items() if k not in TRIAL_OWNED_TRAINER_ARGS}
         if extra.get("devices") in ("auto", -1, None):
             extra["devices"] = 1  # one process per trial; several workers go through Ray Train
-        best_dir = tempfile.mkdtemp(prefix="nwave_best_")
-        fit_lightning(
-            run.model,
-            trainer_cfg={},
-            callbacks=[*callbacks, BestModelCheckpoint(metric=self.metric, mode=self.mode, dirpath=best_dir)],
-            metric=self.metric,
-            log_dir=os.path.join(trial_dir, TENSORBOARD_DIR),
-            best_model_path=os.path.join(best_dir, BEST_MODEL_FILE),
-            checkpoint=checkpoint,
-            hparams=dict(values),
-            datamodule=run.datamodule,
-            extra_trainer_kwargs=extra,
-            report_fn=report_fn,
-            distributed=distributed,
-        )
+        with tempfile.TemporaryDirectory(prefix="nwave_best_") as best_dir:
+            fit_lightning(
+                run.model,
+                trainer_cfg={},
+                callbacks=[*callbacks, BestModelCheckpoint(metric=self.metric, mode=self.mode, dirpath=best_dir)],
+                metric=self.metric,
+                log_dir=os.path.join(trial_dir, TENSORBOARD_DIR),
+                best_model_path=os.path.join(best_dir, BEST_MODEL_FILE),
+                checkpoint=checkpoint,
+                hparams=dict(values),
+                datamodule=run.datamodule,
+                extra_trainer_kwargs=extra,
+                report_fn=report_fn,
+                distributed=distributed,
+            )
 
 
 @dataclass
@@ -270,6 +272,7 @@ def build_trial_context(
     dataset_path: str | None,
     *,
     trial_dir: str,
+    best_dir: str | None = None,
     checkpoint=None,
     distributed: bool = False,
     report_fn: Callable | None = None,
@@ -286,18 +289,19 @@ def build_trial_context(
     ctx.metrics = {name: build(dict(cfg.metric.get(name, {}))) for name, build in spec.metric_builders.items()}
     _build_optimizers(ctx, trainer_kwargs(cfg.trainer)[0].get("max_epochs"))
     ctx.trial_dir, ctx.checkpoint, ctx.distributed, ctx.report_fn = trial_dir, checkpoint, distributed, report_fn
-    ctx.best_dir = tempfile.mkdtemp(prefix="nwave_best_")
+    # Builders.__call__ passes a temporary folder it removes; without one, best_model.pt stays in the trial folder.
+    ctx.best_dir = best_dir or os.path.join(trial_dir, "best")
     callbacks = nwave_callbacks(cfg, spec.metric, spec.mode, ctx.best_dir)
     ctx.surrogate_scheduler, ctx.sign_annealing = callbacks["surrogate"], callbacks["sign_annealing"]
     ctx.early_stopping, ctx.best_checkpoint = callbacks["early_stop"], callbacks["best_checkpoint"]
     return ctx
 
 
-def _restore(checkpoint, best_dir: str) -> str | None:
-    """Copy a reported checkpoint back: ``best_model.pt`` to ``best_dir``; returns the trainer state path."""
+def _restore(checkpoint, best_dir: str, scratch: str) -> str | None:
+    """Copy a reported checkpoint back: ``best_model.pt`` to ``best_dir``, the trainer state to ``scratch``
+    (returns its path)."""
     if checkpoint is None:
         return None
-    local = tempfile.mkdtemp(prefix="nwave_tune_restore_")
     with checkpoint.as_directory() as directory:
         if os.path.exists(os.path.join(directory, BEST_MODEL_FILE)):
             os.makedirs(best_dir, exist_ok=True)
@@ -305,8 +309,8 @@ def _restore(checkpoint, best_dir: str) -> str | None:
         state = os.path.join(directory, TRIAL_STATE_FILE)
         if not os.path.exists(state):
             return None
-        shutil.copy2(state, os.path.join(local, TRIAL_STATE_FILE))
-    return os.path.join(local, TRIAL_STATE_FILE)
+        shutil.copy2(state, os.path.join(scratch, TRIAL_STATE_FILE))
+    return os.path.join(scratch, TRIAL_STATE_FILE)
 
 
 class NamedLoss:
@@ -389,14 +393,11 @@ def fit_lightning(
         from ray.train.lightning import prepare_trainer
 
         trainer = prepare_trainer(trainer)
-    ckpt_path = _restore(checkpoint, os.path.dirname(best_model_path))
-    trainer.fit(
-        module,
-        train_dataloaders=train_dataloaders,
-        val_dataloaders=val_dataloaders,
-        datamodule=datamodule,
-        ckpt_path=ckpt_path,
-    )
+    with tempfile.TemporaryDirectory(prefix="nwave_tune_restore_") as scratch:
+        ckpt_path = _restore(checkpoint, os.path.dirname(best_model_path), scratch)
+        trainer.fit(
+            module, train_dataloaders=train_dataloaders, val_dataloaders=val_dataloaders, datamodule=datamodule, ckpt_path=ckpt_path
+        )
     return trainer
 
 
@@ -444,4 +445,14 @@ def run_trial(config: dict, spec: TrialSpec) -> None:
     if spec.num_workers > 1:
         run_distributed_trial(config, spec)
         return
-    spec.build_and_fit(config, trial_dir=current_trial_dir(spec.experiment_dir), checkpoint=ray.tune.get_checkpoint())
+    from ..callbacks import NonFiniteError
+
+    trial_dir = current_trial_dir(spec.experiment_dir)
+    try:
+        spec.build_and_fit(config, trial_dir=trial_dir, checkpoint=ray.tune.get_checkpoint())
+    except NonFiniteError as err:
+        # Final for this trial: a retry would meet the same numbers (max_failures is for faults).
+        # The trial ends, its reason in the report's status; the experiment goes on.
+        reason = f"non-finite: {str(err).splitlines()[0]}"
+        write_outcome(trial_dir, reason)
+        print(f"trial {os.path.basename(trial_dir)} stopped, {reason}", flush=True)

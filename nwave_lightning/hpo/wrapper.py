@@ -29,8 +29,9 @@ from typing import Any
 from ray import tune
 
 from .builders import check_named_choices, unused_bindings
-from .engine import ExperimentSettings, experiment_path, is_remote, run_experiment
+from .engine import ExperimentSettings, choose_experiment, experiment_path, is_remote, run_experiment
 from .memory_guard import MemoryGuard
+from .preflight import domain_problems, metric_problems, raise_problems, search_space_problems
 from .results import best_result
 from .space import flatten_params, namespaced_key, parse_domain, upper_bound
 from .trial import Builders, TrialSpec, run_trial, train_one_trial
@@ -114,7 +115,8 @@ class HPOWrapper:
 
     # -- binding ------------------------------------------------------------
     def _bind(self, key: str, space: Any) -> None:
-        self.param_space[key] = parse_domain(space, key)
+        # An invalid domain is kept as written: preflight() lists it with every other problem.
+        self.param_space[key] = space if domain_problems(key, space) else parse_domain(space, key)
 
     def bind_model_param(self, name: str, space: Any) -> None:
         """``model.<name>``: a fixed value or a Ray Tune domain for ``model_builder``."""
@@ -215,7 +217,7 @@ class HPOWrapper:
         self.settings.search_alg = search_alg
 
     def set_max_failures(self, n: int) -> None:
-        """Retries of a failing trial before it is reported as errored (the others go on)."""
+        """Retries of a failing trial before it is reported as errored (the others go on); checked by ``run``."""
         self.settings.max_failures = int(n)
 
     # -- running ------------------------------------------------------------
@@ -246,25 +248,43 @@ class HPOWrapper:
         )
 
     def preflight(self) -> list[str]:
-        """Checks before launching: unsupported names raise; unused bindings are warned and returned."""
-        check_named_choices(
-            self.param_space,
-            custom_optimizer=self.optimizer_builder is not None,
-            custom_scheduler=self.scheduler_builder is not None,
-        )
+        """Checks before launching: one :class:`~nwave_lightning.hpo.preflight.PreflightError` lists every
+        problem (search space, metric, unknown loss/metric builder names, max failures); other unused
+        bindings are warned and returned."""
         notes = unused_bindings(
             list(self.param_space),
             loss_builders=self.loss_builders,
             metric_builders=self.metric_builders,
             default_train_fn=self.train_fn is train_one_trial,
         )
+        unknown = [n for n in notes if "no loss builder" in n or "no metric builder" in n]
+        problems = search_space_problems(self.param_space) + [f"bound name {n}" for n in unknown]
+        if self.settings.max_failures < 0:
+            problems.append(f"max_failures={self.settings.max_failures} must be >= 0 (retries of a failing trial)")
+        if self.train_fn is train_one_trial:
+            names = ["loss", *self.metric_builders]
+            logged = [f"{stage}_{name}" for stage in ("train", "val", "val_chip") for name in names]
+            problems += metric_problems(self.settings.metric, logged)
+        raise_problems(problems, "HPOWrapper")
+        check_named_choices(
+            self.param_space,
+            custom_optimizer=self.optimizer_builder is not None,
+            custom_scheduler=self.scheduler_builder is not None,
+        )
+        notes = [n for n in notes if n not in unknown]
         for note in notes:
             warnings.warn(f"HPOWrapper: bound but unused: {note}", UserWarning, stacklevel=3)
         return notes
 
     def run(self, dataset_path: str | None = None, resume: bool | str = False, callbacks: list | None = None):
-        """Run the experiment (``resume=True``/``"auto"`` continues an interrupted one); returns the ResultGrid."""
+        """Run the experiment; returns the ResultGrid.
+
+        ``resume=True``/``"auto"`` continues an interrupted one; ``False`` starts a new one
+        (in ``<experiment_name>_2`` when the folder holds one; see
+        :func:`~nwave_lightning.hpo.engine.choose_experiment`).
+        """
         self.preflight()
+        restore = choose_experiment(self.settings, resume)
         trainable = tune.with_parameters(run_trial, spec=self._spec(dataset_path))
         data_cfg = {k.split(".", 1)[1]: v for k, v in self.param_space.items() if k.startswith("data.")}
         self.results, self.memory_recommendation = run_experiment(
@@ -274,7 +294,7 @@ class HPOWrapper:
             dataset_path=dataset_path,
             data_cfg=data_cfg,
             max_t=upper_bound(self.param_space.get("trainer.epochs")),
-            resume=resume,
+            restore=restore,
             callbacks=callbacks,
         )
         return self.results

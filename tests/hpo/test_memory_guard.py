@@ -78,11 +78,29 @@ def test_strict_raises_with_actionable_message():
     assert _resolve(guard, 2)[0] == 2  # at or below the recommendation passes unchanged
 
 
-def test_non_strict_warns_and_keeps_value(caplog):
+def test_non_strict_caps_to_what_fits_and_prints_the_estimate(capsys):
     guard = MemoryGuard(strict=False, trial_overhead_bytes=1024 * MIB)
-    with caplog.at_level("WARNING"):
-        value, _ = _resolve(guard, 6)
-    assert value == 6 and "above the safe value" in caplog.text
+    value, _ = _resolve(guard, 6)
+    out = capsys.readouterr().out
+    assert value == 3 and "does not fit in memory" in out and "~1.000 GiB per trial" in out and "Capped to 3" in out
+
+
+def test_model_memory_counts_per_trial():
+    """The dry run's model bytes join the per-trial need: 0.8 * 4096 MiB / (512 + 512) MiB -> 3 trials, not 6."""
+    guard = MemoryGuard(trial_overhead_bytes=512 * MIB)
+    assert _resolve(guard, None)[0] == 6
+    value, rec = resolve_concurrency(
+        guard, None, dataset_path=None, data_cfg={}, num_samples=8, resources={"cpu": 1, "gpu": 0},
+        cluster={"CPU": 8}, available_bytes=4096 * MIB, model_bytes=512 * MIB,
+    )
+    assert value == 3 and rec.per_trial_bytes == 1024 * MIB
+
+
+def test_only_memory_raises():
+    """Asking for more trials at once than CPUs or samples allow is Ray's to queue, not a memory error."""
+    guard = MemoryGuard(strict=True, trial_overhead_bytes=1 * MIB)
+    assert _resolve(guard, 6, num_samples=2)[0] == 6
+    assert _resolve(guard, 6, cpu=4)[0] == 6
 
 
 def test_one_trial_too_big_raises_when_strict():

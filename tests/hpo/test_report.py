@@ -28,7 +28,8 @@ def experiment(tmp_path):
             writer.add_scalar("val_loss", 1 - acc, epoch)
         writer.close()
         (trial / "params.json").write_text(json.dumps(config))
-    (tmp_path / "trial_c" / "error.txt").write_text("RuntimeError: boom")
+        (trial / "outcome.txt").write_text("ok")
+    (tmp_path / "trial_c" / "outcome.txt").write_text("error")
     return str(tmp_path)
 
 
@@ -52,7 +53,17 @@ def test_table_ranks_trials_by_their_best_epoch(experiment, mode):
         assert row.best_epoch == accs.index(pick(accs)) + 1
         assert row.last_value == pytest.approx(accs[-1]) and row.epochs == len(accs)
     assert table.set_index("trial").loc["trial_c", "status"] == "error"
+    assert table.set_index("trial").loc["trial_a", "status"] == "ok"
     assert tuned_columns(table) == ["model.hidden", "optim.lr", "optim.name"]  # trainer.epochs is constant
+
+
+def test_a_trial_that_did_not_end_is_incomplete_never_ok(experiment):
+    """A trial killed with its experiment has no outcome: the report says so (it used to say ok)."""
+    os.remove(os.path.join(experiment, "trial_b", "outcome.txt"))
+    with open(os.path.join(experiment, "trial_a", "outcome.txt"), "w") as handle:
+        handle.write("non-finite: NaN loss")
+    status = experiment_table(experiment, "val_acc", "max").set_index("trial")["status"]
+    assert status.to_dict() == {"trial_a": "non-finite: NaN loss", "trial_b": "incomplete", "trial_c": "error"}
 
 
 def test_unknown_metric_lists_the_logged_tags(experiment):
@@ -114,6 +125,7 @@ def chip_experiment(tmp_path):
             writer.add_scalar("val_chip_acc", chip, epoch)
         writer.close()
         (trial / "params.json").write_text(json.dumps(config))
+        (trial / "outcome.txt").write_text("ok")
     return str(tmp_path)
 
 

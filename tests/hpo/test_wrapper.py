@@ -10,6 +10,7 @@ from ray import tune
 from tbparse import SummaryReader
 
 from nwave_lightning.hpo import HPOWrapper, MemoryGuardError, MetricNotReportedError, train_one_trial
+from nwave_lightning.hpo.memory_guard import available_ram_bytes
 
 from . import seed_template as seed
 from ._toys import build_toy_acc, build_toy_data, build_toy_loss, build_toy_model, quick_train_fn
@@ -291,12 +292,22 @@ def test_best_result_errors_list_reported_keys():
 
 def test_memory_guard_strict_raises_before_launch(ray_local, tmp_path):
     hpo = toy_hpo(tmp_path, "strict")
-    hpo.set_resources(cpu=2, gpu=0)
     hpo.set_max_concurrent_trials(2)
-    hpo.set_memory_guard(enabled=True, strict=True)
-    with pytest.raises(MemoryGuardError, match=r"set_max_concurrent_trials\(2\) is above the safe value.*set_max_concurrent_trials\(1\)"):
+    # One trial's need at 2/3 of the RAM budget: one fits, two do not.
+    overhead = int(available_ram_bytes() * 0.8 / 1.5)
+    hpo.set_memory_guard(enabled=True, strict=True, trial_overhead_bytes=overhead)
+    with pytest.raises(MemoryGuardError, match=r"max_concurrent_trials=2 does not fit in memory.*set_max_concurrent_trials\(1\)"):
         hpo.run()
     assert not glob.glob(os.path.join(hpo.experiment_path, "trial_*"))
+
+
+def test_memory_guard_is_only_about_memory(ray_local, tmp_path):
+    """Two 2-CPU trials on a 2-CPU cluster are Ray's to queue: no MemoryGuardError (it used to raise one)."""
+    hpo = toy_hpo(tmp_path, "cpus")
+    hpo.set_resources(cpu=2, gpu=0)
+    hpo.set_max_concurrent_trials(2)
+    hpo.set_memory_guard(enabled=True, strict=True, trial_overhead_bytes=1)
+    assert len(hpo.run()) == 2
 
 
 def test_missing_gpu_is_refused(ray_local, tmp_path):
@@ -308,11 +319,16 @@ def test_missing_gpu_is_refused(ray_local, tmp_path):
 
 def test_preflight_warns_and_rejects(tmp_path):
     hpo = toy_hpo(tmp_path, "preflight")
+    hpo.bind_nwave_scheduler_param("surrogat.policy", "linear")
+    with pytest.warns(UserWarning, match="nwave.surrogat.policy: no NWAVE scheduler 'surrogat'"):
+        notes = hpo.preflight()
+    assert any("surrogat" in n for n in notes)
+    # A bound name with no builder is an error (listed with the other problems), not a warning.
     hpo.bind_metric_param("f1", "beta", 2.0)
     hpo.bind_loss_param("aux", "w", tune.choice([1, 2]))
-    with pytest.warns(UserWarning, match="metric.f1.beta: no metric builder named 'f1'"):
-        notes = hpo.preflight()
-    assert any("loss.aux.w" in n for n in notes)
+    with pytest.raises(ValueError, match=r"(?s)no metric builder named 'f1'.*no loss builder named 'aux'"):
+        hpo.preflight()
+    del hpo.param_space["metric.f1.beta"], hpo.param_space["loss.aux.w"]
     hpo.bind_optimizer_param("name", tune.choice(["adam", "rmsprop"]))
     with pytest.raises(ValueError, match=r"rmsprop.*\[.adam., .adamax.\]"):
         hpo.run()

@@ -1,0 +1,167 @@
+"""``nwave tune`` under bad input and faults: one error before launch, the memory guard, kill + resume, cleanup."""
+
+import glob
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+import yaml
+
+from nwave_lightning.cli import main
+from nwave_lightning.hpo import memory_guard
+from nwave_lightning.hpo.memory_guard import DEFAULT_TRIAL_OVERHEAD_BYTES, MemoryGuardError
+from nwave_lightning.hpo.preflight import PreflightError
+from nwave_lightning.hpo.report import experiment_table
+
+from ._quickstart import CONFIGS, ROOT
+
+CONFIG = str(CONFIGS / "tune_keyword_spotting.yaml")
+
+
+def tune_config(tmp_path, data=None, **changes):
+    """The shipped tune example shrunk to seconds (2 epochs, 2 trials one at a time, no early stop)."""
+    with open(CONFIG) as handle:
+        config = yaml.safe_load(handle)
+    config["data"]["init_args"].update({"n_train": 32, "n_val": 16, "n_test": 16, "n_steps": 20, "word_length": 8,
+                                        "batch_size": 16, **(data or {})})
+    config["trainer"]["max_epochs"] = 2
+    config.update(num_samples=2, max_concurrent_trials=1, scheduler={"name": "fifo"}, storage_path=str(tmp_path / "runs"),
+                  experiment_name="kws", search_space={"model.init_args.lr": {"loguniform": [5.0e-3, 3.0e-2]}})
+    config.update(changes)
+    path = tmp_path / "tune.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_setup_problems_are_listed_together_before_any_trial(tmp_path):
+    """Every typo at once, and nothing launched (these used to fail one by one, or only after trials ran)."""
+    path = tune_config(
+        tmp_path,
+        metric="val_chip_accc",
+        max_failures=-1,
+        search_space={
+            "model.init_args.lr": {"unifrom": [5.0e-3, 3.0e-2]},
+            "model.init_args.net.init_args.taus": {"uniform": [0.05, 0.01]},
+            "data.init_args.batch_size": {"randint": [4.5, 16]},
+            "model.init_args.optimizer": {"choice": []},
+        },
+    )
+    config = yaml.safe_load(open(path))
+    config["trainer"]["callbacks"] = [{"class_path": "nwave_lightning.callbacks.BestModelCheckpoint", "init_args": {"metric": "val_los"}}]
+    open(path, "w").write(yaml.safe_dump(config))
+    with pytest.raises(PreflightError) as error:
+        main(["tune", "--config", path])
+    message = str(error.value)
+    for expected in ("7 problem(s)", "unknown domain 'unifrom' (did you mean 'uniform'?)", "lower=0.05 must be < upper=0.01",
+                     "randint bounds must be integers", "choice must be a non-empty list", "max_failures=-1",
+                     "metric='val_chip_accc' is not a logged key (did you mean 'val_chip_acc'?)",
+                     "BestModelCheckpoint monitors 'val_los'"):
+        assert expected in message
+    assert not os.path.exists(tmp_path / "runs")  # no experiment, no trial folder
+
+
+def test_memory_guard_knows_the_model(tmp_path, monkeypatch):
+    """Two trials fit by the data-only estimate; the dry run of the model's batch says one: strict refuses, with the estimate.
+
+    The per-trial estimate holds at least the membranes of every hidden layer at the trial's batch size and T
+    (batch * T * sum(hidden) float32 values), on top of the process overhead.
+    """
+    import ray
+
+    batch, steps, hidden = 64, 200, [256, 256]
+    budget = 2 * DEFAULT_TRIAL_OVERHEAD_BYTES + 4 * 2**20
+    monkeypatch.setattr(memory_guard, "available_ram_bytes", lambda: int(budget / 0.8) + 1)
+    path = tune_config(tmp_path, data={"batch_size": batch, "n_steps": steps, "n_train": batch, "n_val": batch},
+                       max_concurrent_trials=2, memory_guard={"strict": True})
+    config = yaml.safe_load(open(path))
+    config["model"]["init_args"]["net"]["init_args"]["hidden"] = hidden
+    open(path, "w").write(yaml.safe_dump(config))
+    started = ray.is_initialized()
+    try:
+        with pytest.raises(MemoryGuardError) as error:
+            main(["tune", "--config", path])
+    finally:
+        if not started and ray.is_initialized():
+            ray.shutdown()
+    message = str(error.value)
+    assert "max_concurrent_trials=2 does not fit in memory" in message and "max_concurrent_trials: 1" in message
+    per_trial_gib = float(re.search(r"~([0-9.]+) GiB per trial", message).group(1))
+    lower_bound = DEFAULT_TRIAL_OVERHEAD_BYTES + batch * steps * sum(hidden) * 4
+    assert per_trial_gib >= lower_bound / 2**30 - 1e-3
+    assert not glob.glob(str(tmp_path / "runs" / "kws" / "trial_*"))
+
+
+def _nwave_tune(path, cwd, env=None, **kwargs):
+    command = [sys.executable, "-m", "nwave_lightning", "tune", "--config", path]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **(env or {})}
+    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, **kwargs)
+
+
+@pytest.mark.slow
+def test_failed_trials_leave_no_temporary_folders_and_non_finite_is_final(tmp_path):
+    """One trial succeeds, one raises (retried once), one meets a NaN (not retried): no nwave_* left in $TMPDIR,
+    and the report gives each trial's end."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    path = tune_config(tmp_path, num_samples=1, max_failures=1, search_space={
+        "trainer.callbacks.0.init_args.kind": {"grid": ["none", "error", "nonfinite"]},
+    })
+    config = yaml.safe_load(open(path))
+    config["trainer"]["callbacks"] = [{"class_path": "tests.cli._faults.FailAtFirstEpoch",
+                                       "init_args": {"kind": "none", "marker_dir": str(markers)}}]
+    open(path, "w").write(yaml.safe_dump(config))
+    scratch = tempfile.mkdtemp(prefix="nwt_", dir="/tmp")  # short: Ray's sockets live under $TMPDIR too
+    try:
+        proc = _nwave_tune(path, tmp_path, env={"TMPDIR": scratch})
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out
+        assert sorted(glob.glob(os.path.join(scratch, "nwave_*"))) == []
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    tries = sorted(name.split("_")[0] for name in os.listdir(markers))
+    assert tries == ["error", "error", "nonfinite"]  # max_failures=1 retried the error, never the NaN
+    table = experiment_table(str(tmp_path / "runs" / "kws"), "val_chip_acc", "max")
+    status = dict(zip(table["trainer.callbacks.0.init_args.kind"], table["status"]))
+    assert status["none"] == "ok" and status["error"] == "error"
+    assert status["nonfinite"].startswith("non-finite: NonFiniteGuard: 1 NaN")
+
+
+@pytest.mark.slow
+def test_killed_tune_resumes_with_the_same_command(tmp_path):
+    """SIGKILL the whole `nwave tune` mid-experiment; the killed trial is incomplete in the report, never ok;
+    the same command resumes and finishes every trial (it used to start a new experiment beside it)."""
+    epochs = 4
+    path = tune_config(tmp_path, num_samples=3, data={"n_train": 64})
+    config = yaml.safe_load(open(path))
+    config["trainer"]["max_epochs"] = epochs
+    open(path, "w").write(yaml.safe_dump(config))
+    experiment = tmp_path / "runs" / "kws"
+    proc = _nwave_tune(path, tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while not glob.glob(str(experiment / "trial_*" / "checkpoint_*")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    killed = experiment_table(str(experiment), "val_chip_acc", "max")
+    assert "incomplete" in set(killed["status"])
+    assert all(row.epochs == epochs for row in killed.itertuples() if row.status == "ok")
+
+    proc = _nwave_tune(path, tmp_path)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    assert f"Resuming the experiment in {experiment}" in out
+    assert not os.path.exists(str(experiment) + "_2")
+    table = experiment_table(str(experiment), "val_chip_acc", "max")
+    assert len(table) == 3 and set(table["status"]) == {"ok"} and set(table["epochs"]) == {epochs}
+    best = table.iloc[0]
+    assert f"Best val_chip_acc: {best.best_value:.4g} at epoch {best.best_epoch} (trial {best.trial})" in out

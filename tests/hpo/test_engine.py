@@ -1,0 +1,44 @@
+"""Which experiment a run continues or starts (``choose_experiment``), and how many trials it holds."""
+
+import pytest
+
+from nwave_lightning.hpo.engine import ExperimentSettings, choose_experiment, experiment_path, trial_count
+
+
+def _settings(tmp_path):
+    return ExperimentSettings(metric="val_acc", mode="max", experiment_name="kws", storage_path=str(tmp_path))
+
+
+def _leave_experiment(folder):
+    folder.mkdir(parents=True)
+    (folder / "tuner.pkl").write_bytes(b"")  # what Tuner.can_restore looks for
+
+
+def test_auto_resumes_an_unfinished_experiment_and_says_so(tmp_path, capsys):
+    settings = _settings(tmp_path)
+    assert choose_experiment(settings, "auto") is False  # nothing there yet: a new experiment, silently
+    assert capsys.readouterr().out == ""
+    _leave_experiment(tmp_path / "kws")
+    assert choose_experiment(settings, "auto") is True and settings.experiment_name == "kws"
+    assert f"Resuming the experiment in {tmp_path / 'kws'}" in capsys.readouterr().out
+
+
+def test_resume_false_starts_a_new_experiment_in_a_new_folder(tmp_path, capsys):
+    """It used to start the new experiment in the same folder, beside the old one."""
+    _leave_experiment(tmp_path / "kws")
+    _leave_experiment(tmp_path / "kws_2")
+    settings = _settings(tmp_path)
+    assert choose_experiment(settings, False) is False
+    assert experiment_path(settings) == str(tmp_path / "kws_3")
+    assert f"starting a new one in {tmp_path / 'kws_3'}" in capsys.readouterr().out
+
+
+def test_resume_true_needs_an_experiment(tmp_path):
+    with pytest.raises(ValueError, match="holds no experiment to restore"):
+        choose_experiment(_settings(tmp_path), True)
+    with pytest.raises(ValueError, match="resume='yes'"):
+        choose_experiment(_settings(tmp_path), "yes")
+
+
+def test_grids_multiply_the_trials():
+    assert trial_count({"a": {"grid_search": [1, 2, 3]}, "b": 4}, num_samples=2) == 6
