@@ -43,7 +43,7 @@ import torch
 from ..console import quiet_trial_process
 from ..run import build_from_config
 from .builders import TRIAL_OWNED_TRAINER_ARGS, lr_scheduler_spec, nwave_callbacks, optimizer_spec, trainer_kwargs
-from .distributed import current_trial_dir, enter_launch_dir, run_distributed_trial
+from .distributed import current_trial_dir, enter_launch_dir, run_distributed_trial, save_measured_coverage
 from .results import BEST_MODEL_FILE, TRIAL_STATE_FILE, TuneEpochReport, check_metric_reported
 from .space import SplitConfig, apply_overrides, split_config
 
@@ -440,8 +440,11 @@ def train_one_trial(ctx: TrialContext) -> pl.Trainer:
 def run_trial(config: dict, spec: TrialSpec) -> None:
     """The Ray Tune function trainable of every trial (``HPOWrapper`` and ``nwave tune``)."""
     quiet_trial_process()
-    enter_launch_dir(spec.launch_dir)
-    if spec.num_workers > 1:
-        run_distributed_trial(config, spec)
-        return
-    spec.build_and_fit(config, trial_dir=current_trial_dir(spec.experiment_dir), checkpoint=ray.tune.get_checkpoint())
+    try:
+        enter_launch_dir(spec.launch_dir)
+        if spec.num_workers > 1:
+            run_distributed_trial(config, spec)
+        else:
+            spec.build_and_fit(config, trial_dir=current_trial_dir(spec.experiment_dir), checkpoint=ray.tune.get_checkpoint())
+    finally:
+        save_measured_coverage()  # Ray ends trial processes without exit handlers
