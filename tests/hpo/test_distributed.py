@@ -75,3 +75,46 @@ def test_release_frees_only_the_finished_trials_groups(ray_local, tmp_path):
     callback.on_trial_complete(iteration=2, trials=[done, running], trial=running)
     assert placement_group_table(groups["running1"])["state"] == "REMOVED"
     assert not list(tmp_path.glob(f"trial_*/{_PG_DIR}/*"))
+
+
+_HARD_EXIT_PROCESS = """
+import os, sys
+import coverage
+if sys.argv[1] == "measured":
+    cov = coverage.Coverage(data_file=sys.argv[2], config_file=False, include=["*/hpo/distributed.py"])
+    cov.start()
+from nwave_lightning.hpo import distributed
+distributed.current_trial_dir(None)
+print(distributed.save_measured_coverage(), flush=True)
+os._exit(0)  # as Ray ends its worker processes: no exit handler runs
+"""
+
+
+@pytest.mark.parametrize("measured", [True, False])
+def test_a_process_ended_without_exit_handlers_keeps_its_coverage(tmp_path, measured):
+    """What a trial process or Ray Train worker ran reaches the coverage report although Ray skips exit handlers."""
+    import subprocess
+    import sys
+
+    import coverage
+
+    data_file = tmp_path / "cov.data"
+    # a clean environment: no coverage started by the suite's own measurement (CI's `coverage run`)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("COVERAGE")}
+    env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), env.get("PYTHONPATH", "")])
+    done = subprocess.run([sys.executable, "-c", _HARD_EXIT_PROCESS, "measured" if measured else "plain", str(data_file)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(measured)
+    if not measured:
+        assert not data_file.exists()
+        return
+    data = coverage.CoverageData(str(data_file))
+    data.read()
+    [measured_file] = [name for name in data.measured_files() if name.endswith(os.path.join("hpo", "distributed.py"))]
+    import inspect
+
+    from nwave_lightning.hpo import distributed
+
+    first_line = inspect.getsourcelines(distributed.current_trial_dir)[1]
+    assert any(first_line < line < first_line + 8 for line in data.lines(measured_file))  # the body of current_trial_dir ran
