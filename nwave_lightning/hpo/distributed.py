@@ -25,6 +25,13 @@ trial folder, and :class:`ReleaseTrainResources`, a Tune callback that
 ``run_experiment`` adds for multi-worker trials on local storage, removes it as
 soon as Tune is done with the trial.
 
+Coverage: Ray ends its worker processes without running Python's exit handlers,
+so a trial process or worker measured by ``coverage`` (CI runs the suite under
+``coverage run``, which starts measurement in every subprocess) would leave an
+empty data file. :func:`save_measured_coverage` saves what such a process
+measured when its trial work ends; in a process that coverage does not measure
+it does nothing.
+
 Example:
     >>> import queue
     >>> reports = queue.Queue()
@@ -39,6 +46,7 @@ import functools
 import logging
 import os
 import queue as queue_lib
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -57,6 +65,7 @@ __all__ = [
     "enter_launch_dir",
     "release_placement_groups",
     "run_distributed_trial",
+    "save_measured_coverage",
 ]
 
 #: Resources of the Tune trial itself when it only drives a Ray Train run
@@ -89,6 +98,29 @@ def current_trial_dir(experiment_dir: str | None) -> str:
         os.makedirs(path, exist_ok=True)
         return path
     return _RAY_WORKING_DIR or os.getcwd()  # synced to storage by SyncConfig(sync_artifacts=True)
+
+
+def save_measured_coverage() -> bool:
+    """Save the coverage data of this process if ``coverage`` measures it; returns whether it did.
+
+    Called when a trial's or a Ray Train worker's work ends: Ray exits its worker
+    processes without the exit handlers through which coverage saves by itself.
+
+    Example:
+        >>> import coverage
+        >>> saved = save_measured_coverage()   # True only under `coverage run`
+        >>> saved == (coverage.Coverage.current() is not None)
+        True
+    """
+    if "coverage" not in sys.modules:  # never imported: this process is not measured
+        return False
+    import coverage
+
+    measuring = coverage.Coverage.current()
+    if measuring is None:
+        return False
+    measuring.save()
+    return True
 
 
 def _record_placement_group(trial_dir: str) -> None:
@@ -174,10 +206,15 @@ class _ForwardReports(ray.train.UserCallback):
 def _worker_loop(config: dict, *, spec, trial_dir: str) -> None:
     """What every Ray Train worker runs: the trial's ``build_and_fit`` with DDP and ``ray.train.report``."""
     quiet_trial_process()
-    if ray.train.get_context().get_world_rank() == 0:
-        _record_placement_group(trial_dir)
-    enter_launch_dir(spec.launch_dir)
-    spec.build_and_fit(config, trial_dir=trial_dir, checkpoint=ray.train.get_checkpoint(), report_fn=ray.train.report, distributed=True)
+    try:
+        if ray.train.get_context().get_world_rank() == 0:
+            _record_placement_group(trial_dir)
+        enter_launch_dir(spec.launch_dir)
+        spec.build_and_fit(
+            config, trial_dir=trial_dir, checkpoint=ray.train.get_checkpoint(), report_fn=ray.train.report, distributed=True
+        )
+    finally:
+        save_measured_coverage()
 
 
 def run_distributed_trial(config: Mapping[str, Any], spec) -> None:

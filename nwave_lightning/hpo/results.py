@@ -10,7 +10,9 @@
   selected ``metric`` is not among them;
 * the checkpoint it attaches holds ``best_model.pt`` (the best epoch so far, written
   by ``BestModelCheckpoint``: ``epoch``, ``best_selected_metric``, ``state_dict``)
-  and, for exact resume/pause, the trainer state ``trial_state.ckpt``.
+  and, for exact resume/pause, the trainer state ``trial_state.ckpt``, whose callback
+  state holds the process's random streams (torch, NumPy, ``random``) so that a trial
+  resumed from it draws the same shuffles as the uninterrupted trial.
 
 It subclasses Lightning's ``Checkpoint`` so Lightning runs it after the other callbacks.
 
@@ -28,13 +30,16 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import shutil
 import tempfile
 from collections.abc import Mapping
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import ray.tune
+import torch
 from lightning.pytorch.callbacks import Checkpoint as _LightningCheckpoint
 
 from ..chip_keys import CHIP_METRIC_HINT, chip_twin, is_chip_metric
@@ -308,11 +313,34 @@ class TuneEpochReport(_LightningCheckpoint):
             self.report_fn(report, checkpoint=checkpoint)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric}
+        # Lightning's checkpoint leaves out the random streams; without them a resumed trial
+        # shuffles its next epochs differently from the uninterrupted one.
+        return {"metric": self.metric, "rng": _rng_states()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        # Nothing to restore: the best-model file comes back with the checkpoint itself.
+        # The best-model file comes back with the checkpoint itself.
         self.best_stamp = None
+        if "rng" in state_dict:
+            _set_rng_states(state_dict["rng"])
+
+
+def _rng_states() -> dict[str, Any]:
+    # Plain types and tensors only: the trainer state loads with ``weights_only=True``.
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    numpy_state = (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss))
+    states = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: Mapping[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 class TrialLines(ray.tune.Callback):

@@ -43,7 +43,7 @@ import torch
 from ..console import quiet_trial_process
 from ..run import build_from_config
 from .builders import TRIAL_OWNED_TRAINER_ARGS, lr_scheduler_spec, nwave_callbacks, optimizer_spec, trainer_kwargs
-from .distributed import current_trial_dir, enter_launch_dir, run_distributed_trial
+from .distributed import current_trial_dir, enter_launch_dir, run_distributed_trial, save_measured_coverage
 from .results import BEST_MODEL_FILE, TRIAL_STATE_FILE, TuneEpochReport, check_metric_reported, write_outcome
 from .space import SplitConfig, apply_overrides, split_config
 
@@ -441,18 +441,21 @@ def train_one_trial(ctx: TrialContext) -> pl.Trainer:
 def run_trial(config: dict, spec: TrialSpec) -> None:
     """The Ray Tune function trainable of every trial (``HPOWrapper`` and ``nwave tune``)."""
     quiet_trial_process()
-    enter_launch_dir(spec.launch_dir)
-    if spec.num_workers > 1:
-        run_distributed_trial(config, spec)
-        return
-    from ..callbacks import NonFiniteError
-
-    trial_dir = current_trial_dir(spec.experiment_dir)
     try:
-        spec.build_and_fit(config, trial_dir=trial_dir, checkpoint=ray.tune.get_checkpoint())
-    except NonFiniteError as err:
-        # Final for this trial: a retry would meet the same numbers (max_failures is for faults).
-        # The trial ends, its reason in the report's status; the experiment goes on.
-        reason = f"non-finite: {str(err).splitlines()[0]}"
-        write_outcome(trial_dir, reason)
-        print(f"trial {os.path.basename(trial_dir)} stopped, {reason}", flush=True)
+        enter_launch_dir(spec.launch_dir)
+        if spec.num_workers > 1:
+            run_distributed_trial(config, spec)
+            return
+        from ..callbacks import NonFiniteError
+
+        trial_dir = current_trial_dir(spec.experiment_dir)
+        try:
+            spec.build_and_fit(config, trial_dir=trial_dir, checkpoint=ray.tune.get_checkpoint())
+        except NonFiniteError as err:
+            # Final for this trial: a retry would meet the same numbers (max_failures is for faults).
+            # The trial ends, its reason in the report's status; the experiment goes on.
+            reason = f"non-finite: {str(err).splitlines()[0]}"
+            write_outcome(trial_dir, reason)
+            print(f"trial {os.path.basename(trial_dir)} stopped, {reason}", flush=True)
+    finally:
+        save_measured_coverage()  # Ray ends trial processes without exit handlers

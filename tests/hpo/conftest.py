@@ -21,7 +21,9 @@ def _start_local_ray():
     ray.cloudpickle.register_pickle_by_value(_toys)
     ray.cloudpickle.register_pickle_by_value(seed_template)
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        # address="local": a new instance of its own, even where another Ray cluster runs on this machine
+        # (ray.init() would join that one, whose CPUs are not the 2 these tests count on)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     return ray
 
 

@@ -127,21 +127,65 @@ def test_tensorboard_events_in_trial_folder(seed_trial):
     assert sorted(scalars[scalars["tag"] == "val_loss"]["step"]) == [1, 2, 3]  # the epoch is the step
 
 
-def test_resume_from_reported_checkpoint(seed_trial, tmp_path):
-    """A restarted trial continues from its last checkpoint instead of epoch 1."""
+def _trial_state(checkpoint_dir):
+    return torch.load(os.path.join(checkpoint_dir, "trial_state.ckpt"), map_location="cpu", weights_only=False)
+
+
+def _best_payload(checkpoint_dir):
+    return torch.load(os.path.join(checkpoint_dir, "best_model.pt"), map_location="cpu", weights_only=True)
+
+
+def _assert_same_tensors(mine, theirs, what):
+    assert sorted(mine) == sorted(theirs) and len(mine) > 0, what
+    for key, value in mine.items():
+        assert torch.equal(value, theirs[key]), f"{what}: {key} differs"
+
+
+def _assert_same_report(mine, theirs, epoch):
+    assert sorted(mine) == sorted(theirs), epoch
+    differ = {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k] and not (mine[k] != mine[k] and theirs[k] != theirs[k])}
+    assert not differ, f"epoch {epoch}: {differ}"
+
+
+@pytest.mark.parametrize("old_best_file", ["kept", "gone"])
+def test_a_resumed_trial_equals_the_uninterrupted_one(seed_trial, tmp_path, old_best_file):
+    """Stopped after epoch 1 and resumed from its reported checkpoint, a trial reports the same values
+    every epoch and ends with the same weights, optimizer state and best_model.pt as the trial that ran
+    through -- also when the first run's best_model.pt is gone (its temp folder cleaned, another machine)."""
     from ray.tune import Checkpoint
 
-    ctx0, fake0 = seed_trial
+    ctx0, _ = seed_trial
+    data = os.path.join(os.path.dirname(ctx0.trial_dir), "data")
+    # val_acc stays at chance on this silent network: the best epoch is epoch 1, before the interruption,
+    # so after the resume best_model.pt can only come from the checkpoint.
+    spec = seed_spec(metric="val_acc", mode="max")
+    whole = FakeTune(str(tmp_path / "whole"))
+    first = build_trial_context(SEED_CONFIG, spec, data, trial_dir=str(tmp_path / "whole"), report_fn=whole)
+    train_one_trial(first)
+    assert _best_payload(whole.checkpoints[-1])["epoch"] == 1
     saved = tmp_path / "saved"
-    shutil.copytree(fake0.checkpoints[1], saved)  # as if the trial stopped after epoch 2
-    fake = FakeTune(str(tmp_path))
+    shutil.copytree(whole.checkpoints[0], saved)  # as if the trial stopped after epoch 1
+    if old_best_file == "gone":
+        shutil.rmtree(first.best_dir)
+    resumed = FakeTune(str(tmp_path / "resumed"))
     ctx = build_trial_context(
-        SEED_CONFIG, seed_spec(), os.path.join(os.path.dirname(ctx0.trial_dir), "data"),
-        trial_dir=str(tmp_path / "trial"), checkpoint=Checkpoint.from_directory(str(saved)), report_fn=fake,
+        SEED_CONFIG, spec, data, trial_dir=str(tmp_path / "resumed"),
+        checkpoint=Checkpoint.from_directory(str(saved)), report_fn=resumed,
     )
     train_one_trial(ctx)
-    assert [r["epoch"] for r in fake.reports] == [3.0]
-    assert fake.reports[0]["best_selected_metric"] >= fake0.reports[1]["best_selected_metric"]
+
+    assert [r["epoch"] for r in resumed.reports] == [2.0, 3.0]
+    for mine, theirs in zip(resumed.reports, whole.reports[1:]):
+        _assert_same_report(mine, theirs, mine["epoch"])
+    for mine, theirs in zip(resumed.checkpoints, whole.checkpoints[1:]):
+        state, reference = _trial_state(mine), _trial_state(theirs)
+        _assert_same_tensors(state["state_dict"], reference["state_dict"], "weights")
+        for group, (a, b) in enumerate(zip(state["optimizer_states"][0]["state"].values(),
+                                           reference["optimizer_states"][0]["state"].values())):
+            _assert_same_tensors(a, b, f"optimizer state {group}")
+        best, best_reference = _best_payload(mine), _best_payload(theirs)
+        assert (best["epoch"], best["best_selected_metric"]) == (best_reference["epoch"], best_reference["best_selected_metric"])
+        _assert_same_tensors(best["state_dict"], best_reference["state_dict"], "best_model.pt")
 
 
 def test_contract_checked_before_training(tmp_path):
