@@ -91,14 +91,14 @@ def _chip_scores_of_restored_best(config_path, params, state_dict):
     net.load_state_dict(state_dict)
     chip = to_chip(net).eval()
     cli.datamodule.setup("fit")
-    accuracy = PopulationAccuracy(num_classes=config["model"]["init_args"]["net"]["init_args"]["num_classes"])
+    accuracy = PopulationAccuracy(num_classes=net.num_classes)
     loss_sum, count = 0.0, 0
     with torch.no_grad():
         for batch in cli.datamodule.val_dataloader():
             x, y, _ = unpack_batch(batch)
             spk_out = chip(x)[0][-1]
             accuracy.update(spk_out, y)
-            loss_sum += float(as_loss_output(cli.model.loss(spk_out=spk_out, y=y)).total) * len(y)
+            loss_sum += float(as_loss_output(cli.model.loss(spk_out=spk_out, y=y, model=chip)).total) * len(y)
             count += len(y)
     return float(accuracy.compute()), loss_sum / count
 
