@@ -146,7 +146,8 @@ def test_killed_tune_resumes_with_the_same_command(tmp_path):
     proc = _nwave_tune(path, tmp_path)
     try:
         deadline = time.monotonic() + 300
-        while not glob.glob(str(experiment / "trial_*" / "checkpoint_*")):
+        # A reported checkpoint and Ray's params.json beside it (written on its own schedule): a trial under way.
+        while not (glob.glob(str(experiment / "trial_*" / "checkpoint_*")) and glob.glob(str(experiment / "trial_*" / "params.json"))):
             assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
             time.sleep(0.1)
     finally:
