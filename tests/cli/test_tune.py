@@ -1,6 +1,7 @@
 """``nwave tune`` under bad input and faults: one error before launch, the memory guard, kill + resume, cleanup."""
 
 import glob
+import json
 import os
 import re
 import shutil
@@ -104,6 +105,26 @@ def _nwave_tune(path, cwd, env=None, **kwargs):
                             start_new_session=True, **kwargs)
 
 
+def _ray_saved_a_trial_under_way(experiment) -> bool:
+    """Whether the experiment folder holds a reported checkpoint, Ray's ``params.json`` beside it, and a saved
+    experiment state (with its search-algorithm state of the same session) listing a running trial past epoch 1."""
+    if not (glob.glob(str(experiment / "trial_*" / "checkpoint_*")) and glob.glob(str(experiment / "trial_*" / "params.json"))):
+        return False
+    for state_file in sorted(glob.glob(str(experiment / "experiment_state-*.json")))[-1:]:
+        session = os.path.basename(state_file)[len("experiment_state-"):]
+        if not glob.glob(str(experiment / f"*-state-{session}")):
+            return False
+        try:
+            with open(state_file) as handle:
+                trials = json.load(handle)["trial_data"]
+        except (ValueError, KeyError, OSError):  # Ray is still copying it
+            return False
+        for trial, run_metadata in trials:
+            if '"status": "RUNNING"' in trial and (json.loads(run_metadata).get("last_result") or {}).get("epoch", 0) >= 1:
+                return True
+    return False
+
+
 @pytest.mark.slow
 def test_failed_trials_leave_no_temporary_folders_and_non_finite_is_final(tmp_path):
     """One trial succeeds, one raises (retried once), one meets a NaN (not retried): no nwave_* left in $TMPDIR,
@@ -146,8 +167,9 @@ def test_killed_tune_resumes_with_the_same_command(tmp_path):
     proc = _nwave_tune(path, tmp_path)
     try:
         deadline = time.monotonic() + 300
-        # A reported checkpoint and Ray's params.json beside it (written on its own schedule): a trial under way.
-        while not (glob.glob(str(experiment / "trial_*" / "checkpoint_*")) and glob.glob(str(experiment / "trial_*" / "params.json"))):
+        # Kill once Ray's saved experiment state knows a trial under way: Tune resumes from that snapshot, which
+        # it writes on its own schedule (a kill before it loses the trial's progress, in Ray, not in the framework).
+        while not _ray_saved_a_trial_under_way(experiment):
             assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
             time.sleep(0.1)
     finally:
