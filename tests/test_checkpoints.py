@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nwave_lightning.checkpoints import CheckpointCorruptError, load_checkpoint, newest_checkpoint
-from nwave_lightning.cli.export import load_checkpoint_into
+from nwave_lightning.deploy import load_trained_net
 from nwave_lightning.module import SNNModule
 
 
@@ -45,7 +45,7 @@ def test_export_and_load_from_checkpoint_name_the_damage(tmp_path, how):
     path = _save(tmp_path / "last.ckpt")
     _damage(path, how)
     with pytest.raises(CheckpointCorruptError, match="is truncated or corrupt"):
-        load_checkpoint_into(torch.nn.Linear(2, 2), str(path))
+        load_trained_net(torch.nn.Linear(2, 2), str(path))
     with pytest.raises(CheckpointCorruptError, match="is truncated or corrupt"):
         SNNModule.load_from_checkpoint(str(path))
 

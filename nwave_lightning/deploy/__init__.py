@@ -4,6 +4,9 @@
   :func:`check_chip` — every constraint a network breaks (empty: the chip can run it).
 * :func:`chip_graph` / :class:`ChipNet` — the chain ``frontend -> (synapse -> layer) x L``
   the chip runs, read out of any network, and rebuilt from it.
+* :func:`export_chip` / :func:`load_chip` (the chip file), :func:`export_nir` / :func:`import_nir`;
+  :func:`export` picks one by the file's suffix, :func:`load_trained_net` puts a run's
+  checkpoint back into its network.
 
 The package sits on :mod:`nwave_lightning.layers` and knows nothing of Lightning.
 
@@ -16,11 +19,13 @@ Example:
 
 from .chip import VIOLATION_KINDS, ChipViolationError, Violation, check_chip, require_chip, to_chip
 from .chip_file import CHIP_FILE_VERSION, ChipFileError, export_chip, load_chip
+from .export import EXPORT_FORMATS, export, export_format, load_trained_net
 from .graph import ChipGraph, ChipGraphError, ChipNet, LayerSpec, chip_graph
 from .nir import export_nir, import_nir
 
 __all__ = [
     "CHIP_FILE_VERSION",
+    "EXPORT_FORMATS",
     "VIOLATION_KINDS",
     "ChipFileError",
     "ChipGraph",
@@ -31,10 +36,13 @@ __all__ = [
     "Violation",
     "check_chip",
     "chip_graph",
+    "export",
     "export_chip",
+    "export_format",
     "export_nir",
     "import_nir",
     "load_chip",
+    "load_trained_net",
     "require_chip",
     "to_chip",
 ]

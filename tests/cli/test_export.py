@@ -143,21 +143,6 @@ def test_an_illegal_network_exits_non_zero_and_writes_nothing(runs, tmp_path, ca
     assert not output.parent.exists()
 
 
-def test_nir_goes_to_export_nir_with_the_chip_legal_network(runs, tmp_path, monkeypatch, capsys):
-    folder, ckpt_path = runs["sign_annealed"]
-    calls = []
-
-    def export_nir(net, path):
-        calls.append((net, path))
-        Path(path).write_text("nir")
-
-    monkeypatch.setattr(deploy, "export_nir", export_nir, raising=False)
-    _export(folder, ckpt_path, tmp_path / "model.nir")
-    ((net, path),) = calls
-    assert path == str(tmp_path / "model.nir") and check_chip(net) == []
-    assert f"wrote {tmp_path / 'model.nir'}" in capsys.readouterr().out
-
-
 def test_nir_and_the_chip_file_of_one_checkpoint_run_alike(runs, tmp_path, capsys):
     pytest.importorskip("nir")
     folder, ckpt_path = runs["sign_annealed"]
@@ -170,20 +155,13 @@ def test_nir_and_the_chip_file_of_one_checkpoint_run_alike(runs, tmp_path, capsy
         assert all(torch.equal(a, b) for a, b in zip(from_nir(x)[0], from_chip_file(x)[0]))
 
 
-def test_nir_without_export_nir_says_so_before_loading(tmp_path, monkeypatch):
-    monkeypatch.delattr(deploy, "export_nir", raising=False)
-    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("loaded a checkpoint first"))
-    with pytest.raises(ValueError, match=r"writing \.nir needs nwave_lightning\.deploy\.export_nir"):
-        _export(tmp_path, str(tmp_path / "x.ckpt"), tmp_path / "model.nir")
-
-
 def test_a_checkpoint_of_another_network_is_refused_naming_the_file(runs, tmp_path):
     folder, ckpt_path = runs["unconstrained"]
     trained = torch.load(ckpt_path, map_location="cpu", weights_only=True)["hyper_parameters"]["net"]["init_args"]
     other = H1Classifier(**{**trained, "hidden": [5, 7]})
     foreign = tmp_path / "foreign.ckpt"  # no hyper-parameters: the config alone builds the model
     torch.save({"state_dict": {f"net.{key}": value for key, value in other.state_dict().items()}}, foreign)
-    with pytest.raises(ValueError, match=r"the weights in '.*foreign\.ckpt' do not fit the network the config builds \(H1Classifier\)"):
+    with pytest.raises(ValueError, match=r"nwave export: the weights in ckpt_path='.*foreign\.ckpt' do not fit H1Classifier; build the network the run was trained with"):
         _export(folder, str(foreign), tmp_path / "m.json")
     with pytest.raises(ValueError, match=r"ckpt_path='.*nowhere\.ckpt' is not a file"):
         _export(folder, str(tmp_path / "nowhere.ckpt"), tmp_path / "m.json")
