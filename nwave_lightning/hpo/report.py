@@ -35,11 +35,12 @@ import json
 import math
 import os
 from collections.abc import Sequence
+from types import SimpleNamespace
 
 import pandas as pd
 
 from ..io import atomic_write
-from .results import chip_twin, is_chip_metric, trial_outcome
+from .results import MetricNotReportedError, best_epoch_metrics, chip_twin, is_chip_metric, trial_outcome
 
 __all__ = [
     "experiment_table",
@@ -118,32 +119,34 @@ def experiment_table(experiment_dir: str, metric: str, mode: str = "max", top_k:
         raise ValueError(f"mode={mode!r} must be 'min' or 'max'")
     configs = _configs(experiment_dir)
     scalars = load_scalars(experiment_dir)
-    series = scalars[scalars["tag"] == metric].sort_values(["trial", "step"])
-    if series.empty and len(scalars):
+    if len(scalars) and not (scalars["tag"] == metric).any():
         raise ValueError(f"metric={metric!r} is not among the logged tags; logged: {sorted(scalars['tag'].unique())}")
-    # The twin (val_acc for val_chip_acc and back) at each trial's best epoch: what best_model.pt scores both ways.
+    # Each trial's best epoch by the one definition of "best" (hpo.results.best_epoch_metrics: the first best
+    # finite epoch, the one best_model.pt holds), with the twin (val_acc for val_chip_acc and back) at that epoch.
     twin, twin_name = chip_twin(metric), twin_column(metric)
-    twin_at = {}
-    if twin is not None and (scalars["tag"] == twin).any():
-        for (trial, step), value in scalars[scalars["tag"] == twin].groupby(["trial", "step"])["value"].last().items():
-            twin_at[(trial, int(step))] = float(value)
-    columns = ["trial", "best_value", "best_epoch", *([twin_name] if twin_at else []), "last_value", "epochs"]
+    has_twin = twin is not None and (scalars["tag"] == twin).any()
+    columns = ["trial", "best_value", "best_epoch", *([twin_name] if has_twin else []), "last_value", "epochs"]
     rows = []
-    for trial, group in series.groupby("trial"):
-        values = group["value"].to_numpy()
-        finite = [i for i, v in enumerate(values) if math.isfinite(v)]
-        # The first best epoch, the one BestModelCheckpoint keeps (it saves on strict improvement).
-        best = (max if mode == "max" else min)(finite, key=lambda i: values[i]) if finite else None
-        best_epoch = int(group["step"].iloc[best]) if best is not None else None
+    for trial, group in scalars.groupby("trial"):
+        series = group[group["tag"] == metric].sort_values("step", kind="stable")
+        if series.empty:
+            continue
+        # One row per epoch (a resumed trial logs its restarted epochs again: the later value counts).
+        frame = group.pivot_table(index="step", columns="tag", values="value", aggfunc="last").sort_index()
+        frame["epoch"] = frame.index.astype(float)
+        try:
+            best = best_epoch_metrics(SimpleNamespace(metrics_dataframe=frame), metric, mode)
+        except MetricNotReportedError:  # no finite value
+            best = {}
         row = {
             "trial": trial,
-            "best_value": values[best] if best is not None else float("nan"),
-            "best_epoch": best_epoch,
-            "last_value": values[-1],
-            "epochs": int(group["step"].max()),
+            "best_value": best.get(metric, float("nan")),
+            "best_epoch": int(best["epoch"]) if "epoch" in best else None,
+            "last_value": float(series["value"].iloc[-1]),
+            "epochs": int(series["step"].max()),
         }
-        if twin_at:
-            row[twin_name] = twin_at.get((trial, best_epoch), float("nan"))
+        if has_twin:
+            row[twin_name] = best.get(twin, float("nan"))
         rows.append(row)
     summary = pd.DataFrame(rows, columns=columns)
     table = configs.merge(summary, on="trial", how="left")
