@@ -77,6 +77,8 @@ _POLL_S = 0.2
 _RAY_WORKING_DIR: str | None = None
 # Folder (inside the trial folder) where rank 0 notes its Ray Train placement group.
 _PG_DIR = "ray_train_placement_groups"
+# Placement groups whose removal failed (warned once each).
+_UNRELEASED: set[str] = set()
 
 
 def enter_launch_dir(launch_dir: str | None) -> None:
@@ -150,8 +152,12 @@ def release_placement_groups(trial_dirs) -> list[str]:
                     remove_placement_group(group)
                     removed.append(group_hex)
                     log.debug("released Ray Train placement group %s of %s", group_hex, trial_dir)
-            except Exception:  # already gone (or the cluster is shutting down): nothing left to free
-                pass
+            except Exception as err:  # the note stays: the next sweep tries again (and warns no more)
+                if group_hex not in _UNRELEASED:
+                    _UNRELEASED.add(group_hex)
+                    log.warning("could not release Ray Train placement group %s of %s (%s); trials may wait for its "
+                                "resources until Ray ends", group_hex, trial_dir, err)
+                continue
             os.remove(os.path.join(folder, group_hex))
     return removed
 

@@ -77,6 +77,35 @@ def test_release_frees_only_the_finished_trials_groups(ray_local, tmp_path):
     assert not list(tmp_path.glob(f"trial_*/{_PG_DIR}/*"))
 
 
+def test_a_group_that_cannot_be_released_is_warned_once_and_kept_for_the_next_sweep(ray_local, tmp_path, monkeypatch, caplog):
+    import importlib
+
+    from ray.util.placement_group import placement_group
+
+    placement_groups = importlib.import_module("ray.util.placement_group")  # the module (ray.util's attribute is the function)
+
+    from nwave_lightning.hpo.distributed import _PG_DIR, release_placement_groups
+
+    group = placement_group([{"CPU": 0.5}])
+    ray_local.get(group.ready(), timeout=30)
+    note = tmp_path / "trial_x" / _PG_DIR / group.id.hex()
+    note.parent.mkdir(parents=True)
+    note.touch()
+
+    def refuse(_group):
+        raise RuntimeError("GCS unreachable")
+
+    monkeypatch.setattr(placement_groups, "remove_placement_group", refuse)
+    with caplog.at_level("WARNING", logger="nwave_lightning.hpo.distributed"):
+        assert release_placement_groups([tmp_path / "trial_x"]) == []
+        assert release_placement_groups([tmp_path / "trial_x"]) == []
+    warned = [r.getMessage() for r in caplog.records if "could not release" in r.getMessage()]
+    assert len(warned) == 1 and group.id.hex() in warned[0] and "GCS unreachable" in warned[0]
+    assert note.exists()  # kept: the next sweep tries again
+    monkeypatch.undo()
+    assert release_placement_groups([tmp_path / "trial_x"]) == [group.id.hex()] and not note.exists()
+
+
 _HARD_EXIT_PROCESS = """
 import os, sys
 import coverage
