@@ -24,6 +24,26 @@ def test_tips_and_the_leafspec_deprecation_are_dropped_and_other_messages_kept(c
     assert [str(w.message) for w in caught] == ["a warning of the run itself"]
 
 
+def test_a_script_with_its_own_trainer_gets_the_quiet_console_from_snn_module(tmp_path, caplog):
+    """No `nwave` command involved: building an SNNModule is enough to drop the tips and the LeafSpec deprecation."""
+    from nwave_lightning.data import KeywordSpottingDataModule
+    from nwave_lightning.models import H1Classifier, PopulationLoss
+    from nwave_lightning.module import SNNModule
+
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").filters.clear()  # as in a fresh process
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.INFO):
+        warnings.simplefilter("default")
+        module = SNNModule(H1Classifier(in_ch=13, num_classes=2, neurons_per_class=2, hidden=[8]),
+                           loss=PopulationLoss(num_classes=2, neurons_per_class=2))
+        trainer = pl.Trainer(max_epochs=1, enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1,
+                             default_root_dir=str(tmp_path), accelerator="cpu")
+        trainer.fit(module, datamodule=KeywordSpottingDataModule(n_train=16, n_val=16, batch_size=16))
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("`max_epochs=1` reached" in line for line in lines)  # Lightning's own lines stay
+    assert not [line for line in lines if "Tip" in line]
+    assert not [w for w in caught if "LeafSpec" in str(w.message)]
+
+
 def test_a_trial_process_keeps_warnings_and_drops_info_lines():
     quiet_trial_process()
     for name in ("lightning.pytorch", "ray.train"):

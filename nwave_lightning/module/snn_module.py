@@ -45,6 +45,7 @@ from ..callbacks.sign_annealing import SignAnnealing
 from ..callbacks.sign_pruning import SignPruning
 from ..checkpoints import verify_checkpoint
 from ..chip_keys import CHIP_STAGES
+from ..console import quiet_third_party
 from ..deploy import check_chip, to_chip
 from ..layers.walk import dense_weights, layers
 from ..layers.sign import install_sign_parametrization, restart_sign_parametrization, sign_parametrization, unparametrized_copy
@@ -188,6 +189,9 @@ class SNNModule(pl.LightningModule):
         sign_annealing: Union[bool, dict[str, Any]] = True,
     ) -> None:
         super().__init__()
+        # Scripts that build their own Trainer get the quiet console of the `nwave` commands too
+        # (no Lightning tips, no deprecations of Lightning's own internals).
+        quiet_third_party()
         if not isinstance(net, nn.Module):
             raise ValueError(f"SNNModule: net must be a torch.nn.Module returning (spikes_list, membranes_list), got {type(net).__name__}.")
         if loss is None or not callable(loss):
