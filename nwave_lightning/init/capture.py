@@ -40,11 +40,35 @@ def _first_tensor(batch, index: int) -> torch.Tensor:
     )
 
 
+def _real_steps(x: torch.Tensor, batch, index: int) -> torch.Tensor:
+    """``x`` cut to the steps every sample really has when the batch carries a padding mask (``meta["mask"]``).
+
+    Padding trails the real steps, so the first ``min_i(length_i)`` steps are real in every sample:
+    the statistics then never see a padded (silent) step.
+    """
+    meta = batch[2] if isinstance(batch, (tuple, list)) and len(batch) > 2 else None
+    mask = meta.get("mask") if isinstance(meta, dict) else None
+    if mask is None:
+        return x
+    if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != tuple(x.shape[:2]):
+        raise ValueError(
+            f"fluct_init: batch {index} has meta['mask'] of shape {tuple(getattr(mask, 'shape', ()))} but x is "
+            f"{tuple(x.shape)}; the mask must be (B, T), true on real steps and false on the padding after them."
+        )
+    # Leading real steps of each sample (a False before a True would be a gap, not trailing padding).
+    leading = mask.bool().to(torch.int64).cumprod(dim=1).sum(dim=1)
+    shortest = int(leading.min())
+    if shortest == 0:
+        raise ValueError(f"fluct_init: batch {index} holds a sample without real steps (meta['mask'] false at step 0).")
+    return x[:, :shortest]
+
+
 def batch_inputs(loader, n_batches: int, device: torch.device | None) -> list[torch.Tensor]:
     """The inputs of the first ``n_batches`` batches, moved to ``device``.
 
     They are materialised once so that every measurement sees the same data,
-    even from a shuffling loader.
+    even from a shuffling loader. A batch with a padding mask (``(x, y, {"mask": ...})``)
+    is cut to the steps all its samples really have.
     """
     if isinstance(loader, Dataset) and not isinstance(loader, IterableDataset):
         # Iterating a map-style dataset yields single samples without the batch axis.
@@ -56,7 +80,7 @@ def batch_inputs(loader, n_batches: int, device: torch.device | None) -> list[to
     for index, batch in enumerate(loader):
         if index >= n_batches:
             break
-        x = _first_tensor(batch, index)
+        x = _real_steps(_first_tensor(batch, index), batch, index)
         inputs.append(x.to(device) if device is not None else x)
     if not inputs:
         raise ValueError("fluct_init: loader yielded no batches; pass a non-empty loader (e.g. the training DataLoader).")

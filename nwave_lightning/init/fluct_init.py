@@ -188,7 +188,10 @@ def fluct_init(
             forward may return lists or tensors: only hooks are used.
         loader: Iterable of batches ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, meta)``
             (e.g. the training ``DataLoader``); the first ``n_batches`` are read
-            once and reused for every measurement.
+            once and reused for every measurement. Batches of padded sequences
+            (``meta["mask"]``, as :class:`~nwave_lightning.data.ArrayDataModule`
+            gives) are cut to their shortest sample, so no padded step enters
+            the statistics.
         xi_target: Distance of the mean membrane below threshold, in membrane
             standard deviations.
         alpha: Share of the membrane variance carried by the feed-forward weights

@@ -37,6 +37,36 @@ def test_batch_inputs_rejects_empty_loaders_and_unknown_batches():
         batch_inputs(TensorDataset(torch.zeros(4, 3, 2)), n_batches=2, device=None)
 
 
+def test_padded_batches_are_cut_to_the_steps_every_sample_has():
+    x = torch.rand(3, 6, 2)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 0]], dtype=torch.bool)
+    (inputs,) = batch_inputs([(x, torch.zeros(3), {"mask": mask})], n_batches=1, device=None)
+    assert torch.equal(inputs, x[:, :4])
+    with pytest.raises(ValueError, match=r"meta\['mask'\] of shape \(3, 5\) but x is \(3, 6, 2\)"):
+        batch_inputs([(x, None, {"mask": mask[:, :5]})], n_batches=1, device=None)
+    with pytest.raises(ValueError, match="a sample without real steps"):
+        batch_inputs([(x, None, {"mask": mask & False})], n_batches=1, device=None)
+
+
+def test_fluct_init_on_padded_data_equals_it_on_the_real_steps():
+    """Padding (silent steps) would lower the measured rates and membrane statistics: it is left out."""
+    from nwave_lightning.init import fluct_init
+
+    torch.manual_seed(0)
+    real = spike_trains(16, 120, 8)
+    padded = torch.cat([real, torch.zeros(16, 80, 8)], dim=1)
+    mask = torch.cat([torch.ones(16, 120, dtype=torch.bool), torch.zeros(16, 80, dtype=torch.bool)], dim=1)
+    mask[0] = True  # one sample with no padding: the common real part is still the first 120 steps
+    padded[0, 120:] = real[0, :80]
+    results = []
+    for batch in ([(real, None)], [(padded, None, {"mask": mask})]):
+        torch.manual_seed(1)
+        net = StackNet(in_ch=8, widths=(6,), taus=(20e-3,), topologies=("FF",))
+        fluct_init(net, batch, xi_target=1.5)
+        results.append(net.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(results[0].values(), results[1].values()))
+
+
 def test_stepwise_and_sequence_models_record_the_same_tensors():
     torch.manual_seed(0)
     sequence = StackNet(widths=(6, 4), taus=(10e-3, 20e-3))
