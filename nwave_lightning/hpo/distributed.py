@@ -209,22 +209,24 @@ class _ForwardReports(ray.train.UserCallback):
         self.queue.put((dict(metrics[0]), checkpoint.path if checkpoint is not None else None))
 
 
-def _worker_loop(config: dict, *, spec, trial_dir: str) -> None:
+def _worker_loop(config: dict, *, spec, trial_dir: str, trial_run) -> None:
     """What every Ray Train worker runs: the trial's ``build_and_fit`` with DDP and ``ray.train.report``."""
     quiet_trial_process()
     try:
         if ray.train.get_context().get_world_rank() == 0:
             _record_placement_group(trial_dir)
         enter_launch_dir(spec.launch_dir)
-        spec.build_and_fit(
-            config, trial_dir=trial_dir, checkpoint=ray.train.get_checkpoint(), report_fn=ray.train.report, distributed=True
-        )
+        spec.build_and_fit(config, trial_run(trial_dir, ray.train.get_checkpoint(), ray.train.report, distributed=True))
     finally:
         save_measured_coverage()
 
 
-def run_distributed_trial(config: Mapping[str, Any], spec) -> None:
-    """Run one Tune trial (a ``hpo.trial.TrialSpec``) as a ``TorchTrainer`` of ``spec.num_workers`` workers."""
+def run_distributed_trial(config: Mapping[str, Any], spec, trial_run) -> None:
+    """Run one Tune trial (a ``hpo.trial.TrialSpec``) as a ``TorchTrainer`` of ``spec.num_workers`` workers.
+
+    Each worker calls ``spec.build_and_fit(config, trial_run(trial_dir, checkpoint, ray.train.report, distributed=True))``
+    (``trial_run`` is ``hpo.trial.TrialRun``, passed in so that this module does not import the trial module).
+    """
     from ray.train.torch import TorchTrainer
     from ray.util.queue import Queue
 
@@ -236,7 +238,7 @@ def run_distributed_trial(config: Mapping[str, Any], spec) -> None:
         per_worker["GPU"] = gpu
     reports = Queue(actor_options={"num_cpus": 0})
     trainer = TorchTrainer(
-        functools.partial(_worker_loop, spec=spec, trial_dir=trial_dir),
+        functools.partial(_worker_loop, spec=spec, trial_dir=trial_dir, trial_run=trial_run),
         train_loop_config=dict(config),
         scaling_config=ray.train.ScalingConfig(
             num_workers=spec.num_workers, use_gpu=gpu > 0, resources_per_worker=per_worker

@@ -47,7 +47,7 @@ from .distributed import current_trial_dir, enter_launch_dir, run_distributed_tr
 from .results import BEST_MODEL_FILE, TRIAL_STATE_FILE, TuneEpochReport, check_metric_reported, write_outcome
 from .space import SplitConfig, apply_overrides, split_config
 
-__all__ = ["Builders", "ConfigTrial", "TrialContext", "TrialSpec", "fit_lightning", "run_trial", "train_one_trial", "trial_dirname"]
+__all__ = ["Builders", "ConfigTrial", "TrialContext", "TrialRun", "TrialSpec", "fit_lightning", "run_trial", "train_one_trial", "trial_dirname"]
 
 #: Folder (inside the trial folder) holding the trial's TensorBoard events.
 TENSORBOARD_DIR = "tensorboard"
@@ -62,10 +62,9 @@ def trial_dirname(trial) -> str:
 class TrialSpec:
     """What every Tune trial gets besides its sampled config (shipped to the trial processes).
 
-    ``build_and_fit(config, *, trial_dir, checkpoint, report_fn, distributed)`` builds and
-    trains one trial: a :class:`ConfigTrial` (``nwave tune``) or a :class:`Builders`
-    (``HPOWrapper``). :func:`run_trial` calls it in the trial process, or on every Ray
-    Train worker when ``num_workers > 1``.
+    ``build_and_fit(config, run: TrialRun)`` builds and trains one trial: a :class:`ConfigTrial`
+    (``nwave tune``) or a :class:`Builders` (``HPOWrapper``). :func:`run_trial` calls it in the
+    trial process, or on every Ray Train worker when ``num_workers > 1``.
     """
 
     build_and_fit: Callable[..., Any]
@@ -73,6 +72,21 @@ class TrialSpec:
     num_workers: int = 1
     resources_per_worker: dict[str, float] = field(default_factory=dict)
     launch_dir: str | None = None
+
+
+@dataclass
+class TrialRun:
+    """Where one trial process trains and how it reports (made by :func:`run_trial`, or on each Ray Train worker)."""
+
+    trial_dir: str
+    checkpoint: Any = None  # the Tune / Train checkpoint to resume from
+    report_fn: Callable | None = None  # ray.tune.report; ray.train.report on Ray Train workers
+    distributed: bool = False  # on a Ray Train worker: DDP through RayDDPStrategy
+
+    @property
+    def log_dir(self) -> str:
+        """Where the trial's TensorBoard events go (inside the trial folder)."""
+        return os.path.join(self.trial_dir, TENSORBOARD_DIR)
 
 
 @dataclass
@@ -90,13 +104,9 @@ class Builders:
     scheduler_builder: Callable | None = None
     dataset_path: str | None = None
 
-    def __call__(self, config, *, trial_dir: str, checkpoint=None, report_fn=None, distributed: bool = False) -> None:
+    def __call__(self, config, run: TrialRun) -> None:
         with tempfile.TemporaryDirectory(prefix="nwave_best_") as best_dir:
-            ctx = build_trial_context(
-                config, self, self.dataset_path, trial_dir=trial_dir, best_dir=best_dir, checkpoint=checkpoint,
-                report_fn=report_fn, distributed=distributed,
-            )
-            self.train_fn(ctx)
+            self.train_fn(build_trial_context(config, self, self.dataset_path, run=run, best_dir=best_dir))
 
 
 @dataclass
@@ -114,30 +124,20 @@ class ConfigTrial:
         trainer["logger"], trainer["enable_checkpointing"], trainer["enable_progress_bar"] = False, False, False
         return config
 
-    def __call__(self, values, *, trial_dir: str, checkpoint=None, report_fn=None, distributed: bool = False) -> None:
+    def __call__(self, values, run: TrialRun) -> None:
         from ..callbacks import BestModelCheckpoint
 
-        run = build_from_config(self.config_for(values))
-        check_model_contract(getattr(run.model, "net", run.model), _sample_input(None, None, run.datamodule))
-        callbacks = [cb for cb in (run.trainer_kwargs.get("callbacks") or []) if not isinstance(cb, BestModelCheckpoint)]
-        extra = {k: v for k, v in run.trainer_kwargs.items() if k not in TRIAL_OWNED_TRAINER_ARGS}
-        if extra.get("devices") in ("auto", -1, None):
-            extra["devices"] = 1  # one process per trial; several workers go through Ray Train
+        built = build_from_config(self.config_for(values))
+        check_model_contract(getattr(built.model, "net", built.model), _sample_input(None, None, built.datamodule))
+        callbacks = [cb for cb in (built.trainer_kwargs.get("callbacks") or []) if not isinstance(cb, BestModelCheckpoint)]
+        kwargs = {k: v for k, v in built.trainer_kwargs.items() if k not in TRIAL_OWNED_TRAINER_ARGS}
+        if kwargs.get("devices") in ("auto", -1, None):
+            kwargs["devices"] = 1  # one process per trial; several workers go through Ray Train
         with tempfile.TemporaryDirectory(prefix="nwave_best_") as best_dir:
-            fit_lightning(
-                run.model,
-                trainer_cfg={},
-                callbacks=[*callbacks, BestModelCheckpoint(metric=self.metric, mode=self.mode, dirpath=best_dir)],
-                metric=self.metric,
-                log_dir=os.path.join(trial_dir, TENSORBOARD_DIR),
-                best_model_path=os.path.join(best_dir, BEST_MODEL_FILE),
-                checkpoint=checkpoint,
-                hparams=dict(values),
-                datamodule=run.datamodule,
-                extra_trainer_kwargs=extra,
-                report_fn=report_fn,
-                distributed=distributed,
-            )
+            best = BestModelCheckpoint(metric=self.metric, mode=self.mode, dirpath=best_dir)
+            reporter = TuneEpochReport(self.metric, os.path.join(best_dir, BEST_MODEL_FILE), report_fn=run.report_fn)
+            fit_lightning(built.model, run, reporter, callbacks=[*callbacks, best], trainer_kwargs=kwargs,
+                          hparams=values, datamodule=built.datamodule)
 
 
 @dataclass
@@ -161,11 +161,8 @@ class TrialContext:
     sign_annealing: Any = None
     early_stopping: Any = None
     best_checkpoint: Any = None
-    trial_dir: str = "."
+    run: TrialRun = field(default_factory=lambda: TrialRun("."))
     best_dir: str = "."
-    checkpoint: Any = None
-    distributed: bool = False
-    report_fn: Callable | None = None
     _reported_once: bool = False
 
     @property
@@ -177,9 +174,19 @@ class TrialContext:
         return self.spec.mode
 
     @property
+    def trial_dir(self) -> str:
+        """The trial's folder in the experiment."""
+        return self.run.trial_dir
+
+    @property
+    def checkpoint(self):
+        """The Tune checkpoint a restarted or resumed trial continues from (None on a fresh start)."""
+        return self.run.checkpoint
+
+    @property
     def log_dir(self) -> str:
-        """Where the trial's TensorBoard events go (inside the experiment folder)."""
-        return os.path.join(self.trial_dir, TENSORBOARD_DIR)
+        """Where the trial's TensorBoard events go (inside the trial folder)."""
+        return self.run.log_dir
 
     @property
     def callbacks(self) -> list:
@@ -193,7 +200,7 @@ class TrialContext:
             check_metric_reported(self.metric, metrics)
             self._reported_once = True
         checkpoint = ray.tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        (self.report_fn or ray.tune.report)(dict(metrics), checkpoint=checkpoint)
+        (self.run.report_fn or ray.tune.report)(dict(metrics), checkpoint=checkpoint)
 
 
 def _split_data(data: Any) -> tuple[Any, Any, Any]:
@@ -267,15 +274,7 @@ def _build_optimizers(ctx: TrialContext, max_epochs: int | None) -> None:
 
 
 def build_trial_context(
-    config: Mapping[str, Any],
-    spec: Builders,
-    dataset_path: str | None,
-    *,
-    trial_dir: str,
-    best_dir: str | None = None,
-    checkpoint=None,
-    distributed: bool = False,
-    report_fn: Callable | None = None,
+    config: Mapping[str, Any], spec: Builders, dataset_path: str | None, *, run: TrialRun, best_dir: str | None = None
 ) -> TrialContext:
     """Steps 1-6 of the vendor SDK's flow for one trial (in a Tune trial or on a Ray Train worker)."""
     cfg = split_config(config)
@@ -288,9 +287,9 @@ def build_trial_context(
     ctx.losses = {name: build(dict(cfg.loss.get(name, {}))) for name, build in spec.loss_builders.items()}
     ctx.metrics = {name: build(dict(cfg.metric.get(name, {}))) for name, build in spec.metric_builders.items()}
     _build_optimizers(ctx, trainer_kwargs(cfg.trainer)[0].get("max_epochs"))
-    ctx.trial_dir, ctx.checkpoint, ctx.distributed, ctx.report_fn = trial_dir, checkpoint, distributed, report_fn
+    ctx.run = run
     # Builders.__call__ passes a temporary folder it removes; without one, best_model.pt stays in the trial folder.
-    ctx.best_dir = best_dir or os.path.join(trial_dir, "best")
+    ctx.best_dir = best_dir or os.path.join(run.trial_dir, "best")
     callbacks = nwave_callbacks(cfg, spec.metric, spec.mode, ctx.best_dir)
     ctx.surrogate_scheduler, ctx.sign_annealing = callbacks["surrogate"], callbacks["sign_annealing"]
     ctx.early_stopping, ctx.best_checkpoint = callbacks["early_stop"], callbacks["best_checkpoint"]
@@ -341,63 +340,42 @@ def _flat_hparams(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def fit_lightning(
     module: pl.LightningModule,
+    run: TrialRun,
+    reporter: TuneEpochReport,
     *,
-    trainer_cfg: Mapping[str, Any],
     callbacks: list,
-    metric: str,
-    log_dir: str,
-    best_model_path: str,
-    checkpoint=None,
-    hparams: Mapping[str, Any] | None = None,
-    train_dataloaders=None,
-    val_dataloaders=None,
-    datamodule=None,
-    extra_trainer_kwargs: Mapping[str, Any] | None = None,
-    report_fn=None,
-    distributed: bool = False,
+    trainer_kwargs: Mapping[str, Any],
+    hparams: Mapping[str, Any],
+    **data: Any,
 ) -> pl.Trainer:
-    """Fit ``module`` with the trial's callbacks, a TensorBoard logger and per-epoch Tune reports.
+    """Fit ``module`` in one trial: its callbacks, a TensorBoard logger in the trial folder and ``reporter``'s
+    per-epoch Tune reports, resuming from ``run.checkpoint``; the common back end of both kinds of trial.
 
-    The common back end of ``train_one_trial`` and ``nwave tune`` trials; with
-    ``distributed=True`` (on Ray Train workers) it trains with ``RayDDPStrategy``.
+    ``trainer_kwargs`` are Lightning ``Trainer`` arguments (the trial sets logging, checkpointing and, on
+    Ray Train workers, the ``RayDDPStrategy`` itself); ``data`` are ``trainer.fit``'s (``datamodule=`` or
+    ``train_dataloaders=`` / ``val_dataloaders=``).
     """
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    kwargs, _ = trainer_kwargs(trainer_cfg)
-    kwargs.setdefault("max_epochs", 10)
-    kwargs.setdefault("accelerator", "cpu" if not torch.cuda.is_available() else "auto")
-    kwargs.setdefault("num_sanity_val_steps", 0)
-    kwargs.setdefault("enable_progress_bar", False)
-    kwargs.setdefault("enable_model_summary", False)
-    kwargs.update(extra_trainer_kwargs or {})
-    if distributed:
+    kwargs = {"max_epochs": 10, "accelerator": "cpu" if not torch.cuda.is_available() else "auto", "num_sanity_val_steps": 0,
+              "enable_progress_bar": False, "enable_model_summary": False, **trainer_kwargs}
+    if run.distributed:
         from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment
 
         kwargs.update(strategy=RayDDPStrategy(), plugins=[RayLightningEnvironment()], devices="auto")
-    if "seed" in trainer_cfg:
-        pl.seed_everything(int(trainer_cfg["seed"]), workers=True, verbose=False)
-    reporter = TuneEpochReport(
-        metric,
-        best_model_path,
-        save_trainer_state=bool(trainer_cfg.get("save_trainer_state", True)),
-        checkpoint_every_epoch=bool(trainer_cfg.get("checkpoint_every_epoch", True)),
-        report_fn=report_fn,
-    )
-    logger = TensorBoardLogger(save_dir=log_dir, name="", version="", default_hp_metric=False)
+    logger = TensorBoardLogger(save_dir=run.log_dir, name="", version="", default_hp_metric=False)
     if hparams:
         logger.log_hyperparams(_flat_hparams(hparams))
     # The reporter is a Lightning Checkpoint callback, so checkpointing stays enabled (and no
     # default ModelCheckpoint is added next to it).
-    trainer = pl.Trainer(logger=logger, callbacks=[*callbacks, reporter], default_root_dir=log_dir, **kwargs)
-    if distributed:
+    trainer = pl.Trainer(logger=logger, callbacks=[*callbacks, reporter], default_root_dir=run.log_dir, **kwargs)
+    if run.distributed:
         from ray.train.lightning import prepare_trainer
 
         trainer = prepare_trainer(trainer)
     with tempfile.TemporaryDirectory(prefix="nwave_tune_restore_") as scratch:
-        ckpt_path = _restore(checkpoint, os.path.dirname(best_model_path), scratch)
-        trainer.fit(
-            module, train_dataloaders=train_dataloaders, val_dataloaders=val_dataloaders, datamodule=datamodule, ckpt_path=ckpt_path
-        )
+        ckpt_path = _restore(run.checkpoint, os.path.dirname(reporter.best_model_path), scratch)
+        trainer.fit(module, ckpt_path=ckpt_path, **data)
     return trainer
 
 
@@ -421,20 +399,19 @@ def train_one_trial(ctx: TrialContext) -> pl.Trainer:
         optimizer=ctx.optimizer_factory,
         lr_scheduler=ctx.scheduler_factory,
     )
+    settings = ctx.cfg.trainer
+    if "seed" in settings:
+        pl.seed_everything(int(settings["seed"]), workers=True, verbose=False)
+    reporter = TuneEpochReport(
+        ctx.metric,
+        os.path.join(ctx.best_dir, BEST_MODEL_FILE),
+        save_trainer_state=bool(settings.get("save_trainer_state", True)),
+        checkpoint_every_epoch=bool(settings.get("checkpoint_every_epoch", True)),
+        report_fn=ctx.run.report_fn,
+    )
     return fit_lightning(
-        module,
-        trainer_cfg=ctx.cfg.trainer,
-        callbacks=ctx.callbacks,
-        metric=ctx.metric,
-        log_dir=ctx.log_dir,
-        best_model_path=os.path.join(ctx.best_dir, BEST_MODEL_FILE),
-        checkpoint=ctx.checkpoint,
-        hparams=ctx.config,
-        train_dataloaders=ctx.train_loader,
-        val_dataloaders=ctx.val_loader,
-        datamodule=ctx.datamodule,
-        report_fn=ctx.report_fn,
-        distributed=ctx.distributed,
+        module, ctx.run, reporter, callbacks=ctx.callbacks, trainer_kwargs=trainer_kwargs(settings)[0], hparams=ctx.config,
+        train_dataloaders=ctx.train_loader, val_dataloaders=ctx.val_loader, datamodule=ctx.datamodule,
     )
 
 
@@ -444,13 +421,13 @@ def run_trial(config: dict, spec: TrialSpec) -> None:
     try:
         enter_launch_dir(spec.launch_dir)
         if spec.num_workers > 1:
-            run_distributed_trial(config, spec)
+            run_distributed_trial(config, spec, TrialRun)
             return
         from ..callbacks import NonFiniteError
 
         trial_dir = current_trial_dir(spec.experiment_dir)
         try:
-            spec.build_and_fit(config, trial_dir=trial_dir, checkpoint=ray.tune.get_checkpoint())
+            spec.build_and_fit(config, TrialRun(trial_dir, checkpoint=ray.tune.get_checkpoint()))
         except NonFiniteError as err:
             # Final for this trial: a retry would meet the same numbers (max_failures is for faults).
             # The trial ends, its reason in the report's status; the experiment goes on.

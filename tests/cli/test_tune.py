@@ -105,11 +105,9 @@ def _nwave_tune(path, cwd, env=None, **kwargs):
                             start_new_session=True, **kwargs)
 
 
-def _ray_saved_a_trial_under_way(experiment) -> bool:
-    """Whether the experiment folder holds a reported checkpoint, Ray's ``params.json`` beside it, and a saved
-    experiment state (with its search-algorithm state of the same session) listing a running trial past epoch 1."""
-    if not (glob.glob(str(experiment / "trial_*" / "checkpoint_*")) and glob.glob(str(experiment / "trial_*" / "params.json"))):
-        return False
+def _ray_saved_the_held_trial(experiment, epoch) -> bool:
+    """Whether Ray's saved experiment state (with its search-algorithm state of the same session) lists a
+    running trial whose last report is ``epoch``: the trial's latest checkpoint is in that state."""
     for state_file in sorted(glob.glob(str(experiment / "experiment_state-*.json")))[-1:]:
         session = os.path.basename(state_file)[len("experiment_state-"):]
         if not glob.glob(str(experiment / f"*-state-{session}")):
@@ -120,7 +118,7 @@ def _ray_saved_a_trial_under_way(experiment) -> bool:
         except (ValueError, KeyError, OSError):  # Ray is still copying it
             return False
         for trial, run_metadata in trials:
-            if '"status": "RUNNING"' in trial and (json.loads(run_metadata).get("last_result") or {}).get("epoch", 0) >= 1:
+            if '"status": "RUNNING"' in trial and (json.loads(run_metadata).get("last_result") or {}).get("epoch") == epoch:
                 return True
     return False
 
@@ -162,19 +160,24 @@ def test_killed_tune_resumes_with_the_same_command(tmp_path):
     path = tune_config(tmp_path, num_samples=3, data={"n_train": 64})
     config = yaml.safe_load(open(path))
     config["trainer"]["max_epochs"] = epochs
+    # The first trial waits before its third epoch while this file exists: the kill lands after Ray saved the
+    # experiment state holding the trial's latest checkpoint. (Tune resumes from that state, which it writes on
+    # its own schedule; a kill between a checkpoint and the next save is Ray's to recover, not the framework's.)
+    hold = tmp_path / "hold"
+    hold.touch()
+    config["trainer"]["callbacks"] = [{"class_path": "tests.cli._faults.HoldAtEpoch", "init_args": {"epoch": 2, "hold_file": str(hold)}}]
     open(path, "w").write(yaml.safe_dump(config))
     experiment = tmp_path / "runs" / "kws"
     proc = _nwave_tune(path, tmp_path)
     try:
         deadline = time.monotonic() + 300
-        # Kill once Ray's saved experiment state knows a trial under way: Tune resumes from that snapshot, which
-        # it writes on its own schedule (a kill before it loses the trial's progress, in Ray, not in the framework).
-        while not _ray_saved_a_trial_under_way(experiment):
+        while not _ray_saved_the_held_trial(experiment, epoch=2):
             assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
             time.sleep(0.1)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    hold.unlink()
     killed = experiment_table(str(experiment), "val_chip_acc", "max")
     assert "incomplete" in set(killed["status"])
     assert all(row.epochs == epochs for row in killed.itertuples() if row.status == "ok")
@@ -186,5 +189,9 @@ def test_killed_tune_resumes_with_the_same_command(tmp_path):
     assert not os.path.exists(str(experiment) + "_2")
     table = experiment_table(str(experiment), "val_chip_acc", "max")
     assert len(table) == 3 and set(table["status"]) == {"ok"} and set(table["epochs"]) == {epochs}
+    # No work lost: the held trial went on from its checkpoint (epochs 3 and 4 after the resume, 1 and 2 not again).
+    for trial in table["trial"]:
+        with open(experiment / trial / "result.json") as handle:
+            assert [json.loads(line)["epoch"] for line in handle] == [1.0, 2.0, 3.0, 4.0], trial
     best = table.iloc[0]
     assert f"Best val_chip_acc: {best.best_value:.4g} at epoch {best.best_epoch} (trial {best.trial})" in out

@@ -9,7 +9,7 @@ from tbparse import SummaryReader
 
 from nwave_lightning.hpo.results import MetricNotReportedError, TuneEpochReport
 from nwave_lightning.layers.sign import install_sign_parametrization
-from nwave_lightning.hpo.trial import Builders, NamedLoss, build_trial_context, train_one_trial
+from nwave_lightning.hpo.trial import Builders, NamedLoss, TrialRun, build_trial_context, train_one_trial
 from nwave_lightning.module.contract import ContractError
 
 from . import seed_template as seed
@@ -62,7 +62,7 @@ def seed_trial(tmp_path_factory):
     root = tmp_path_factory.mktemp("trial")
     data = seed.write_seed_dataset(str(root / "data"), n_train=12, n_val=6, steps=8)
     fake = FakeTune(str(root))
-    ctx = build_trial_context(SEED_CONFIG, seed_spec(), data, trial_dir=str(root / "trial"), report_fn=fake)
+    ctx = build_trial_context(SEED_CONFIG, seed_spec(), data, run=TrialRun(str(root / "trial"), report_fn=fake))
     train_one_trial(ctx)
     return ctx, fake
 
@@ -160,7 +160,7 @@ def test_a_resumed_trial_equals_the_uninterrupted_one(seed_trial, tmp_path, old_
     # so after the resume best_model.pt can only come from the checkpoint.
     spec = seed_spec(metric="val_acc", mode="max")
     whole = FakeTune(str(tmp_path / "whole"))
-    first = build_trial_context(SEED_CONFIG, spec, data, trial_dir=str(tmp_path / "whole"), report_fn=whole)
+    first = build_trial_context(SEED_CONFIG, spec, data, run=TrialRun(str(tmp_path / "whole"), report_fn=whole))
     train_one_trial(first)
     assert _best_payload(whole.checkpoints[-1])["epoch"] == 1
     saved = tmp_path / "saved"
@@ -169,8 +169,7 @@ def test_a_resumed_trial_equals_the_uninterrupted_one(seed_trial, tmp_path, old_
         shutil.rmtree(first.best_dir)
     resumed = FakeTune(str(tmp_path / "resumed"))
     ctx = build_trial_context(
-        SEED_CONFIG, spec, data, trial_dir=str(tmp_path / "resumed"),
-        checkpoint=Checkpoint.from_directory(str(saved)), report_fn=resumed,
+        SEED_CONFIG, spec, data, run=TrialRun(str(tmp_path / "resumed"), Checkpoint.from_directory(str(saved)), resumed),
     )
     train_one_trial(ctx)
 
@@ -198,7 +197,7 @@ def test_contract_checked_before_training(tmp_path):
         loss_builders={"main": build_toy_loss}, metric_builders={}, metric="val_loss", mode="min",
     )
     with pytest.raises(ContractError, match="rule 2"):
-        build_trial_context({}, spec, None, trial_dir=str(tmp_path))
+        build_trial_context({}, spec, None, run=TrialRun(str(tmp_path)))
 
 
 def test_default_train_fn_needs_main_loss(tmp_path):
@@ -206,7 +205,7 @@ def test_default_train_fn_needs_main_loss(tmp_path):
         model_builder=build_toy_model, dataset_builder=build_toy_data, train_fn=train_one_trial,
         loss_builders={"aux": build_toy_loss}, metric_builders={}, metric="val_loss", mode="min",
     )
-    ctx = build_trial_context({}, spec, None, trial_dir=str(tmp_path))
+    ctx = build_trial_context({}, spec, None, run=TrialRun(str(tmp_path)))
     with pytest.raises(ValueError, match=r"loss_builders\['main'\].*\['aux'\]"):
         train_one_trial(ctx)
 
@@ -216,7 +215,7 @@ def test_metric_not_reported_lists_keys(tmp_path):
         model_builder=build_toy_model, dataset_builder=build_toy_data, train_fn=train_one_trial,
         loss_builders={"main": build_toy_loss}, metric_builders={"acc": build_toy_acc}, metric="val_recall", mode="max",
     )
-    ctx = build_trial_context({"trainer.epochs": 1}, spec, None, trial_dir=str(tmp_path), report_fn=FakeTune(str(tmp_path)))
+    ctx = build_trial_context({"trainer.epochs": 1}, spec, None, run=TrialRun(str(tmp_path), report_fn=FakeTune(str(tmp_path))))
     # whichever callback reads it first (the best-model tracker here) names the logged keys
     with pytest.raises(ValueError, match=r"'val_recall'.*not (logged|reported).*'val_acc'"):
         train_one_trial(ctx)
@@ -228,7 +227,7 @@ def test_trial_selects_on_the_chip_ready_metric(seed_trial, tmp_path):
     fake = FakeTune(str(tmp_path))
     ctx = build_trial_context(
         {**SEED_CONFIG, "trainer.epochs": 2}, seed_spec(metric="val_chip_acc", mode="max"),
-        os.path.join(os.path.dirname(ctx0.trial_dir), "data"), trial_dir=str(tmp_path / "trial"), report_fn=fake,
+        os.path.join(os.path.dirname(ctx0.trial_dir), "data"), run=TrialRun(str(tmp_path / "trial"), report_fn=fake),
     )
     train_one_trial(ctx)
     chip = [r["val_chip_acc"] for r in fake.reports]
@@ -243,7 +242,7 @@ def test_chip_metric_of_a_net_without_h1_layers_names_the_cause(tmp_path):
         model_builder=build_toy_model, dataset_builder=build_toy_data, train_fn=train_one_trial,
         loss_builders={"main": build_toy_loss}, metric_builders={"acc": build_toy_acc}, metric="val_chip_acc", mode="max",
     )
-    ctx = build_trial_context({"trainer.epochs": 1}, spec, None, trial_dir=str(tmp_path), report_fn=FakeTune(str(tmp_path)))
+    ctx = build_trial_context({"trainer.epochs": 1}, spec, None, run=TrialRun(str(tmp_path), report_fn=FakeTune(str(tmp_path))))
     with pytest.warns(UserWarning, match="ToySNN holds no H1 layer"):
         with pytest.raises(ValueError, match=r"'val_chip_acc'.*not (logged|reported).*'val_acc'.*chip_eval=False"):
             train_one_trial(ctx)
@@ -323,7 +322,7 @@ def test_a_wrapper_trial_and_a_config_trial_with_the_same_settings_train_the_sam
     wrapper_fake = FakeTune(str(tmp_path / "wrapper"))
     wrapper({"model.hidden": 8, "model.seed": 0, "optim.name": "adam", "optim.lr": 0.02,
              "trainer.epochs": 2, "trainer.device": "cpu"},
-            trial_dir=str(tmp_path / "wrapper"), report_fn=wrapper_fake)
+            TrialRun(str(tmp_path / "wrapper"), report_fn=wrapper_fake))
 
     base = {
         "seed_everything": 0,
@@ -339,7 +338,7 @@ def test_a_wrapper_trial_and_a_config_trial_with_the_same_settings_train_the_sam
     }
     config_fake = FakeTune(str(tmp_path / "config"))
     ConfigTrial(base, "val_acc", "max")({"model.init_args.net.init_args.hidden": [8]},
-                                        trial_dir=str(tmp_path / "config"), report_fn=config_fake)
+                                        TrialRun(str(tmp_path / "config"), report_fn=config_fake))
 
     assert [r["epoch"] for r in wrapper_fake.reports] == [r["epoch"] for r in config_fake.reports] == [1.0, 2.0]
     mine, theirs = _final_weights(wrapper_fake), _final_weights(config_fake)
