@@ -118,11 +118,11 @@ def tune(
     """
     from ray import tune as ray_tune
 
-    from ..hpo.engine import ExperimentSettings, choose_experiment, experiment_path, is_remote, run_experiment
+    from ..hpo.engine import ExperimentSettings, choose_experiment, experiment_path, is_remote, run_experiment, trial_spec
     from ..hpo.memory_guard import MemoryGuard
     from ..hpo.preflight import callback_monitors, domain_problems, dry_run, metric_problems, raise_problems, search_space_problems
     from ..hpo.space import parse_search_space, upper_bound
-    from ..hpo.trial import ConfigTrial, TrialSpec, run_trial
+    from ..hpo.trial import ConfigTrial, run_trial
 
     missing = [name for name in ("tbparse", "pandas") if report and importlib.util.find_spec(name) is None]
     if missing:
@@ -132,10 +132,23 @@ def tune(
         )
     launch, parser, namespace = _launch_config(self)
     base = {key: launch[key] for key in FIT_KEYS if key in launch}
+    settings = ExperimentSettings(
+        metric=metric,
+        mode=mode,
+        experiment_name=experiment_name,
+        storage_path=storage_path,
+        num_samples=num_samples,
+        max_concurrent_trials=max_concurrent_trials,
+        resources={"cpu": float(cpu), "gpu": float(gpu)},
+        num_workers=workers,
+        tune_scheduler=scheduler,
+        search_alg=search_alg,
+        memory_guard=MemoryGuard(**(memory_guard or {})),
+        max_failures=max_failures,
+        address=address,
+    )
     raw_space = dict(search_space or {})
-    problems = search_space_problems(raw_space)
-    if int(max_failures) < 0:
-        problems.append(f"max_failures={max_failures} must be >= 0 (retries of a failing trial)")
+    problems = search_space_problems(raw_space) + settings.problems()
     space = {k: v for k, v in raw_space.items() if not domain_problems(k, v)}
     space = parse_search_space(space)
     trial = ConfigTrial(base, metric, mode)
@@ -153,30 +166,8 @@ def tune(
     dry = dry_run(probe.model, probe.datamodule)
     problems += metric_problems(metric, dry.logged, callback_monitors(probe.trainer_kwargs.get("callbacks") or []))
     raise_problems(problems, "nwave tune")
-    settings = ExperimentSettings(
-        metric=metric,
-        mode=mode,
-        experiment_name=experiment_name,
-        storage_path=storage_path,
-        num_samples=int(num_samples),
-        max_concurrent_trials=max_concurrent_trials,
-        resources={"cpu": float(cpu), "gpu": float(gpu)},
-        num_workers=int(workers),
-        tune_scheduler=scheduler,
-        search_alg=search_alg,
-        memory_guard=MemoryGuard(**(memory_guard or {})),
-        max_failures=int(max_failures),
-        address=address,
-    )
     restore = choose_experiment(settings, resume)
     exp_dir = experiment_path(settings)
-    spec = TrialSpec(
-        build_and_fit=trial,
-        experiment_dir=None if is_remote(exp_dir) else exp_dir,
-        num_workers=int(workers),
-        resources_per_worker=dict(settings.resources),
-        launch_dir=os.getcwd(),
-    )
     data_args = dict((base.get("data") or {}).get("init_args") or {})
     dataset_path = next((data_args[k] for k in ("data_dir", "dataset_path", "root") if data_args.get(k)), None)
     epochs = space.get("trainer.max_epochs", (base.get("trainer") or {}).get("max_epochs"))
@@ -184,7 +175,7 @@ def tune(
         os.makedirs(exp_dir, exist_ok=True)
         _save_text(os.path.join(exp_dir, "tune_config.yaml"), parser.dump(namespace, skip_none=False))
     results, _ = run_experiment(
-        ray_tune.with_parameters(run_trial, spec=spec),
+        ray_tune.with_parameters(run_trial, spec=trial_spec(trial, settings)),
         space,
         settings,
         dataset_path=dataset_path,

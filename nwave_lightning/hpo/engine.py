@@ -36,9 +36,12 @@ from ray.tune.schedulers import TrialScheduler
 from .memory_guard import MemoryGuard, Recommendation, resolve_concurrency
 from .results import TrialLines, trial_outcome, write_outcome
 from .schedulers import build_search_alg, build_tune_scheduler
-from .trial import trial_dirname
+from .trial import TrialSpec, trial_dirname
 
-__all__ = ["ExperimentSettings", "TrialOutcome", "choose_experiment", "connect_ray", "experiment_path", "is_remote", "run_experiment", "summarize_failures", "trial_count"]
+__all__ = [
+    "ExperimentSettings", "TrialOutcome", "choose_experiment", "connect_ray", "experiment_path", "is_remote", "run_experiment",
+    "summarize_failures", "trial_count", "trial_spec",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,25 @@ class ExperimentSettings:
         if not self.experiment_name or os.sep in str(self.experiment_name):
             raise ValueError(f"experiment_name={self.experiment_name!r} must be a non-empty folder name")
 
+    def problems(self) -> list[str]:
+        """What is wrong with the numbers of the experiment (checked with every other problem before launch).
+
+        >>> ExperimentSettings("val_acc", "max", "demo", num_samples=0, max_failures=-1).problems()  # doctest: +NORMALIZE_WHITESPACE
+        ['num_samples=0 must be >= 1 (configurations to sample)',
+         'max_failures=-1 must be >= 0 (retries of a failing trial)']
+        """
+        out = []
+        if int(self.num_samples) < 1:
+            out.append(f"num_samples={self.num_samples} must be >= 1 (configurations to sample)")
+        if self.max_concurrent_trials is not None and int(self.max_concurrent_trials) < 1:
+            out.append(f"max_concurrent_trials={self.max_concurrent_trials} must be >= 1, or unset for the memory guard's choice")
+        if int(self.num_workers) < 1:
+            out.append(f"workers={self.num_workers} must be >= 1 (Ray Train workers per trial)")
+        out += [f"{name}={value} must be >= 0 (per trial, or per worker)" for name, value in self.resources.items() if float(value or 0) < 0]
+        if int(self.max_failures) < 0:
+            out.append(f"max_failures={self.max_failures} must be >= 0 (retries of a failing trial)")
+        return out
+
     @property
     def storage(self) -> str:
         """Absolute storage folder (``./ray_results`` by default, as in the vendor SDK's TensorBoard hint)."""
@@ -87,6 +109,19 @@ def is_remote(path: str) -> bool:
 def experiment_path(settings: ExperimentSettings) -> str:
     """Folder of the experiment: ``<storage>/<experiment_name>``."""
     return os.path.join(settings.storage, settings.experiment_name)
+
+
+def trial_spec(build_and_fit: Callable, settings: ExperimentSettings) -> TrialSpec:
+    """What every trial of the experiment gets besides its sampled config: how to build and fit it, the
+    experiment folder (None on remote storage), its workers and their resources, and the launch folder."""
+    path = experiment_path(settings)
+    return TrialSpec(
+        build_and_fit=build_and_fit,
+        experiment_dir=None if is_remote(path) else path,
+        num_workers=settings.num_workers,
+        resources_per_worker=dict(settings.resources),
+        launch_dir=os.getcwd(),
+    )
 
 
 def connect_ray(address: str | None = None) -> None:

@@ -21,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -29,7 +28,7 @@ from typing import Any
 from ray import tune
 
 from .builders import check_named_choices, unused_bindings
-from .engine import ExperimentSettings, choose_experiment, experiment_path, is_remote, run_experiment
+from .engine import ExperimentSettings, choose_experiment, experiment_path, run_experiment, trial_spec
 from .memory_guard import MemoryGuard
 from .preflight import domain_problems, metric_problems, raise_problems, search_space_problems
 from .results import best_result
@@ -239,13 +238,7 @@ class HPOWrapper:
             scheduler_builder=self.scheduler_builder,
             dataset_path=dataset_path,
         )
-        return TrialSpec(
-            build_and_fit=builders,
-            experiment_dir=None if is_remote(self.experiment_path) else self.experiment_path,
-            num_workers=self.settings.num_workers,
-            resources_per_worker=dict(self.settings.resources),
-            launch_dir=os.getcwd(),
-        )
+        return trial_spec(builders, self.settings)
 
     def preflight(self) -> list[str]:
         """Checks before launching: one :class:`~nwave_lightning.hpo.preflight.PreflightError` lists every
@@ -258,9 +251,7 @@ class HPOWrapper:
             default_train_fn=self.train_fn is train_one_trial,
         )
         unknown = [n for n in notes if "no loss builder" in n or "no metric builder" in n]
-        problems = search_space_problems(self.param_space) + [f"bound name {n}" for n in unknown]
-        if self.settings.max_failures < 0:
-            problems.append(f"max_failures={self.settings.max_failures} must be >= 0 (retries of a failing trial)")
+        problems = search_space_problems(self.param_space) + [f"bound name {n}" for n in unknown] + self.settings.problems()
         if self.train_fn is train_one_trial:
             names = ["loss", *self.metric_builders]
             logged = [f"{stage}_{name}" for stage in ("train", "val", "val_chip") for name in names]

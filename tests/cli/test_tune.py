@@ -46,6 +46,8 @@ def test_setup_problems_are_listed_together_before_any_trial(tmp_path):
         tmp_path,
         metric="val_chip_accc",
         max_failures=-1,
+        num_samples=0,
+        gpu=-1,
         search_space={
             "model.init_args.lr": {"unifrom": [5.0e-3, 3.0e-2]},
             "model.init_args.net.init_args.taus": {"uniform": [0.05, 0.01]},
@@ -59,8 +61,9 @@ def test_setup_problems_are_listed_together_before_any_trial(tmp_path):
     with pytest.raises(PreflightError) as error:
         main(["tune", "--config", path])
     message = str(error.value)
-    for expected in ("7 problem(s)", "unknown domain 'unifrom' (did you mean 'uniform'?)", "lower=0.05 must be < upper=0.01",
-                     "randint bounds must be integers", "choice must be a non-empty list", "max_failures=-1",
+    for expected in ("9 problem(s)", "unknown domain 'unifrom' (did you mean 'uniform'?)", "lower=0.05 must be < upper=0.01",
+                     "randint bounds must be integers", "choice must be a non-empty list", "max_failures=-1 must be >= 0",
+                     "num_samples=0 must be >= 1", "gpu=-1.0 must be >= 0",
                      "metric='val_chip_accc' is not a logged key (did you mean 'val_chip_acc'?)",
                      "BestModelCheckpoint monitors 'val_los'"):
         assert expected in message
