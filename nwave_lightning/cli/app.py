@@ -42,11 +42,12 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
-from .export import EXPORT_SKIPPED_ARGS, export as _export_subcommand, export_format
+from .export import EXPORT_SKIPPED_ARGS, export as _export_subcommand
 from .tune import TUNE_SKIPPED_ARGS, tune as _tune_subcommand
 from ..chip_keys import CHIP_STAGES, chip_twin
 from .. import data as _builtin_data, models as _builtin_models  # listed in --help (known subclasses)
 from ..console import quiet_third_party
+from ..deploy.formats import export_format
 from ..run import DEFAULT_LOG_DIR, RunCLI, cli_kwargs
 from ..ckpt_args import settle_ckpt_path
 
@@ -77,7 +78,7 @@ class NWaveCLI(RunCLI):
         if self.config.get("subcommand") == "export":
             # Checked here, before LightningCLI reads the checkpoint's hyper-parameters and builds the
             # model and the data: a wrong --output suffix fails before anything is loaded.
-            export_format(self.config["export"].get("output"))
+            export_format(self.config["export"].get("output"), name="output")
         # Fault handling: `last` -> newest intact checkpoint, damaged files and overridden
         # hyper-parameters refused; before LightningCLI reads the checkpoint's hyper-parameters.
         subcommand = self.config.get("subcommand")

@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 
 from ..deploy.chip import check_chip, to_chip
-from ..deploy.export import export as write_network, export_format, load_trained_net
+from ..deploy.formats import export as write_network, export_format, load_trained_net
 from ..deploy.graph import ChipGraphError
 from ..layers.walk import layers
 
@@ -71,15 +71,20 @@ def export(self, model, datamodule=None, *, ckpt_path: str, output: str) -> str:
         wrote .../generator.npz
     """
     try:
-        export_format(output)
+        export_format(output, name="output")
     except ValueError as err:
-        raise ValueError(f"nwave export: {err}") from None
+        raise ValueError(f"nwave export: {err}") from err
     if ckpt_path == "last":  # only the command line resolves it (it knows the config's run folder)
         raise ValueError("export: ckpt_path='last' is resolved by `nwave export`; from Python pass the checkpoint's path.")
+    if not isinstance(ckpt_path, (str, os.PathLike)) or not os.path.isfile(ckpt_path):
+        raise ValueError(
+            f"nwave export: ckpt_path={ckpt_path!r} is not a file; pass a checkpoint of the run, e.g. "
+            "--ckpt_path runs/<name>/version_<n>/checkpoints/last.ckpt, its best_model.pt, or --ckpt_path last."
+        )
     try:
         net = load_trained_net(model, ckpt_path)
     except ValueError as err:
-        raise ValueError(f"nwave export: {err}") from None
+        raise ValueError(f"nwave export: {err}") from err
     chip_net = to_chip(net)
     violations = check_chip(chip_net)
     if violations:

@@ -19,7 +19,7 @@ Example:
 
 from .chip import VIOLATION_KINDS, ChipViolationError, Violation, check_chip, require_chip, to_chip
 from .chip_file import CHIP_FILE_VERSION, ChipFileError, export_chip, load_chip
-from .export import EXPORT_FORMATS, export, export_format, load_trained_net
+from .formats import EXPORT_FORMATS, export, export_format, load_trained_net
 from .graph import ChipGraph, ChipGraphError, ChipNet, LayerSpec, chip_graph
 from .nir import export_nir, import_nir
 

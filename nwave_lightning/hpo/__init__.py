@@ -27,6 +27,7 @@ _EXPORTS = {
     "TUNE_SCHEDULERS": "schedulers",
     "TrialContext": "trial",
     "TrialLines": "results",
+    "TrialRun": "trial",
     "TrialSpec": "trial",
     "best_result": "results",
     "run_trial": "trial",

@@ -138,6 +138,7 @@ def _record_placement_group(trial_dir: str) -> None:
 def release_placement_groups(trial_dirs) -> list[str]:
     """Remove the placement groups noted in ``trial_dirs`` (those Ray Train removed itself are only forgotten).
 
+    A group whose removal fails is warned about once and its note kept, so the next sweep tries again.
     Returns the ids of the removed groups.
     """
     from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group

@@ -78,7 +78,8 @@ def _trial_dirs(experiment_dir: str) -> list[str]:
 
 
 def load_scalars(experiment_dir: str) -> pd.DataFrame:
-    """All TensorBoard scalars of the experiment: columns ``trial``, ``tag``, ``step``, ``value``."""
+    """All TensorBoard scalars of the experiment: columns ``trial``, ``tag``, ``step``, ``value`` (a step
+    logged twice, by a resumed trial, appears twice, in writing order)."""
     from tbparse import SummaryReader
 
     frames = []
@@ -86,8 +87,10 @@ def load_scalars(experiment_dir: str) -> pd.DataFrame:
         logdir = os.path.join(experiment_dir, name, "tensorboard")
         if not os.path.isdir(logdir):
             continue
-        scalars = SummaryReader(logdir).scalars
+        scalars = SummaryReader(logdir, extra_columns={"wall_time"}).scalars
         if len(scalars):
+            # In writing order: a resumed trial logs its restarted epochs again, and the later value counts.
+            scalars = scalars.sort_values(["tag", "step", "wall_time"], kind="stable")
             frames.append(scalars.assign(trial=name)[["trial", "tag", "step", "value"]])
     if not frames:
         return pd.DataFrame(columns=["trial", "tag", "step", "value"])
@@ -132,7 +135,7 @@ def experiment_table(experiment_dir: str, metric: str, mode: str = "max", top_k:
         if series.empty:
             continue
         # One row per epoch (a resumed trial logs its restarted epochs again: the later value counts).
-        frame = group.pivot_table(index="step", columns="tag", values="value", aggfunc="last").sort_index()
+        frame = group.drop_duplicates(["step", "tag"], keep="last").pivot(index="step", columns="tag", values="value").sort_index()
         frame["epoch"] = frame.index.astype(float)
         try:
             best = best_epoch_metrics(SimpleNamespace(metrics_dataframe=frame), metric, mode)

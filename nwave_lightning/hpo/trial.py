@@ -136,7 +136,7 @@ class ConfigTrial:
         with tempfile.TemporaryDirectory(prefix="nwave_best_") as best_dir:
             best = BestModelCheckpoint(metric=self.metric, mode=self.mode, dirpath=best_dir)
             reporter = TuneEpochReport(self.metric, os.path.join(best_dir, BEST_MODEL_FILE), report_fn=run.report_fn)
-            fit_lightning(built.model, run, reporter, callbacks=[*callbacks, best], trainer_kwargs=kwargs,
+            fit_lightning(built.model, run, reporter, callbacks=[*callbacks, best], trainer_args=kwargs,
                           hparams=values, datamodule=built.datamodule)
 
 
@@ -182,6 +182,16 @@ class TrialContext:
     def checkpoint(self):
         """The Tune checkpoint a restarted or resumed trial continues from (None on a fresh start)."""
         return self.run.checkpoint
+
+    @property
+    def report_fn(self) -> Callable | None:
+        """What :meth:`report` sends through (``ray.tune.report`` when None)."""
+        return self.run.report_fn
+
+    @property
+    def distributed(self) -> bool:
+        """Whether this is one of several Ray Train workers of the trial (DDP)."""
+        return self.run.distributed
 
     @property
     def log_dir(self) -> str:
@@ -344,21 +354,21 @@ def fit_lightning(
     reporter: TuneEpochReport,
     *,
     callbacks: list,
-    trainer_kwargs: Mapping[str, Any],
+    trainer_args: Mapping[str, Any],
     hparams: Mapping[str, Any],
     **data: Any,
 ) -> pl.Trainer:
     """Fit ``module`` in one trial: its callbacks, a TensorBoard logger in the trial folder and ``reporter``'s
     per-epoch Tune reports, resuming from ``run.checkpoint``; the common back end of both kinds of trial.
 
-    ``trainer_kwargs`` are Lightning ``Trainer`` arguments (the trial sets logging, checkpointing and, on
+    ``trainer_args`` are Lightning ``Trainer`` arguments (the trial sets logging, checkpointing and, on
     Ray Train workers, the ``RayDDPStrategy`` itself); ``data`` are ``trainer.fit``'s (``datamodule=`` or
     ``train_dataloaders=`` / ``val_dataloaders=``).
     """
     from lightning.pytorch.loggers import TensorBoardLogger
 
     kwargs = {"max_epochs": 10, "accelerator": "cpu" if not torch.cuda.is_available() else "auto", "num_sanity_val_steps": 0,
-              "enable_progress_bar": False, "enable_model_summary": False, **trainer_kwargs}
+              "enable_progress_bar": False, "enable_model_summary": False, **trainer_args}
     if run.distributed:
         from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment
 
@@ -410,7 +420,7 @@ def train_one_trial(ctx: TrialContext) -> pl.Trainer:
         report_fn=ctx.run.report_fn,
     )
     return fit_lightning(
-        module, ctx.run, reporter, callbacks=ctx.callbacks, trainer_kwargs=trainer_kwargs(settings)[0], hparams=ctx.config,
+        module, ctx.run, reporter, callbacks=ctx.callbacks, trainer_args=trainer_kwargs(settings)[0], hparams=ctx.config,
         train_dataloaders=ctx.train_loader, val_dataloaders=ctx.val_loader, datamodule=ctx.datamodule,
     )
 

@@ -55,12 +55,17 @@ def _real_steps(x: torch.Tensor, batch, index: int) -> torch.Tensor:
             f"fluct_init: batch {index} has meta['mask'] of shape {tuple(getattr(mask, 'shape', ()))} but x is "
             f"{tuple(x.shape)}; the mask must be (B, T), true on real steps and false on the padding after them."
         )
-    # Leading real steps of each sample (a False before a True would be a gap, not trailing padding).
-    leading = mask.bool().to(torch.int64).cumprod(dim=1).sum(dim=1)
-    shortest = int(leading.min())
-    if shortest == 0:
-        raise ValueError(f"fluct_init: batch {index} holds a sample without real steps (meta['mask'] false at step 0).")
-    return x[:, :shortest]
+    real = mask.bool()
+    leading = real.to(torch.int64).cumprod(dim=1).sum(dim=1)  # real steps before the first padded one
+    misplaced = (real.sum(dim=1) != leading).nonzero().flatten().tolist() + (leading == 0).nonzero().flatten().tolist()
+    if misplaced:
+        sample = min(misplaced)
+        raise ValueError(
+            f"fluct_init: in batch {index}, sample {sample}'s meta['mask'] is {real[sample].int().tolist()[:12]}...: "
+            "fluct_init reads padding only after the real steps (a mask true from step 0, then false to the end); "
+            "pad each sequence at its end, as ArrayDataModule does."
+        )
+    return x[:, : int(leading.min())]
 
 
 def batch_inputs(loader, n_batches: int, device: torch.device | None) -> list[torch.Tensor]:

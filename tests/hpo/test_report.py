@@ -57,6 +57,25 @@ def test_table_ranks_trials_by_their_best_epoch(experiment, mode):
     assert tuned_columns(table) == ["model.hidden", "optim.lr", "optim.name"]  # trainer.epochs is constant
 
 
+def test_a_resumed_trial_counts_the_values_it_logged_last(tmp_path):
+    """Killed after epoch 3 and resumed from epoch 2: epoch 3 is logged twice; the rerun (a NaN here) counts."""
+    import time
+
+    trial = tmp_path / "trial_r"
+    for run, accs in enumerate(([0.5, 0.6, 0.95], [None, None, float("nan"), 0.7])):
+        writer = SummaryWriter(str(trial / "tensorboard"), filename_suffix=f".run{run}")
+        for epoch, acc in enumerate(accs, start=1):
+            if acc is not None:
+                writer.add_scalar("val_acc", acc, epoch)
+                writer.add_scalar("val_chip_acc", acc - 0.1, epoch)
+        writer.close()
+        time.sleep(0.05)
+    (trial / "params.json").write_text(json.dumps({"model.hidden": 8}))
+    row = experiment_table(str(tmp_path), "val_acc", "max").iloc[0]
+    assert row.best_value == pytest.approx(0.7) and row.best_epoch == 4 and row.epochs == 4
+    assert row.val_chip_acc_at_best_epoch == pytest.approx(0.6) and row.last_value == pytest.approx(0.7)
+
+
 def test_a_trial_that_did_not_end_is_incomplete_never_ok(experiment):
     """A trial killed with its experiment has no outcome: the report says so (it used to say ok)."""
     os.remove(os.path.join(experiment, "trial_b", "outcome.txt"))

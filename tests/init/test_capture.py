@@ -44,8 +44,9 @@ def test_padded_batches_are_cut_to_the_steps_every_sample_has():
     assert torch.equal(inputs, x[:, :4])
     with pytest.raises(ValueError, match=r"meta\['mask'\] of shape \(3, 5\) but x is \(3, 6, 2\)"):
         batch_inputs([(x, None, {"mask": mask[:, :5]})], n_batches=1, device=None)
-    with pytest.raises(ValueError, match="a sample without real steps"):
-        batch_inputs([(x, None, {"mask": mask & False})], n_batches=1, device=None)
+    for bad, sample in ((mask & False, 0), (torch.cat([mask[:2], mask[2:].flip(1)]), 2), (mask.flip(1), 1)):
+        with pytest.raises(ValueError, match=rf"sample {sample}'s meta\['mask'\] is .*pad each sequence at its end"):
+            batch_inputs([(x, None, {"mask": bad})], n_batches=1, device=None)
 
 
 def test_fluct_init_on_padded_data_equals_it_on_the_real_steps():

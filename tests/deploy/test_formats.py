@@ -1,4 +1,4 @@
-"""deploy.export / load_trained_net: the format follows the suffix, illegal nets and bad files are refused."""
+"""deploy.formats: export / load_trained_net: the format follows the suffix, illegal nets and bad files are refused."""
 
 import pytest
 import torch
@@ -46,8 +46,19 @@ def test_an_illegal_net_is_refused_and_nothing_is_written(tmp_path):
 
 
 def test_an_unknown_suffix_names_the_path_and_the_formats():
-    with pytest.raises(ValueError, match=r"output='m\.onnx' has the suffix '\.onnx'.*\.json, \.npz, \.nir"):
+    with pytest.raises(ValueError, match=r"path='m\.onnx' has the suffix '\.onnx'.*\.json, \.npz, \.nir"):
         export_format("m.onnx")
+    with pytest.raises(ValueError, match=r"output='m' has the suffix '\(none\)'"):
+        export_format("m", name="output")
+
+
+def test_nir_without_the_nir_package_says_how_to_install_it(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nir" else real(name, *a))
+    with pytest.raises(ValueError, match=r"path='m\.nir': writing NIR needs the nir package.*nwave-lightning\[deploy\]"):
+        export_format("m.nir")
 
 
 def test_lightning_and_best_model_files_load_the_same_weights(tmp_path):
@@ -55,8 +66,9 @@ def test_lightning_and_best_model_files_load_the_same_weights(tmp_path):
     module_like.net = _net(2)
     torch.save({"state_dict": {f"net.{k}": v for k, v in trained.state_dict().items()}}, tmp_path / "last.ckpt")
     torch.save({"state_dict": trained.state_dict()}, tmp_path / "best_model.pt")
-    for path in ("last.ckpt", "best_model.pt"):
-        net = load_trained_net(module_like if path == "last.ckpt" else _net(3), tmp_path / path)
+    for path, model in (("last.ckpt", module_like), ("last.ckpt", _net(6)), ("best_model.pt", _net(3))):
+        net = load_trained_net(model, tmp_path / path)
+        assert net is getattr(model, "net", model)
         assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), trained.state_dict().values()))
 
 

@@ -1,4 +1,4 @@
-"""A trained run's weights back into its network, and that network written in the format a file name asks for.
+"""Export formats: a trained run's weights back into its network, and that network written in the format a file name asks for.
 
 :func:`load_trained_net` reads a Lightning checkpoint (``net.<...>`` keys of an
 ``SNNModule``) or a ``best_model.pt`` (the network's own keys) into a network,
@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Any, Union
 
@@ -42,27 +43,37 @@ EXPORT_FORMATS = {
 _SIGN_KEY_ENDINGS = (".sign_logits", ".original")
 
 
-def export_format(path: Any) -> str:
-    """The suffix of ``path`` (lower case) when :data:`EXPORT_FORMATS` knows it.
+def export_format(path: Any, name: str = "path") -> str:
+    """The suffix of ``path`` (lower case) when :data:`EXPORT_FORMATS` knows it and its writer can run.
+
+    Args:
+        path: The file to write.
+        name: What the caller calls ``path`` in its messages (``nwave export`` says ``output``).
 
     Raises:
-        ValueError: naming ``path`` and listing the known suffixes.
+        ValueError: naming ``path`` and listing the known suffixes; for ``.nir`` without the
+            ``nir`` package, saying how to install it.
 
     Example:
         >>> export_format("model.JSON")
         '.json'
         >>> export_format("model.onnx")
         Traceback (most recent call last):
-        ValueError: output='model.onnx' has the suffix '.onnx', which names no export format; use one of .json, .npz, .nir: ...
+        ValueError: path='model.onnx' has the suffix '.onnx', which names no export format; use one of .json, .npz, .nir: ...
     """
     known = ", ".join(EXPORT_FORMATS)
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-        raise ValueError(f"output={path!r} must be a file path ending in one of {known}, e.g. model.json.")
+        raise ValueError(f"{name}={path!r} must be a file path ending in one of {known}, e.g. model.json.")
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     if suffix not in EXPORT_FORMATS:
         raise ValueError(
-            f"output={os.fspath(path)!r} has the suffix {suffix or '(none)'!r}, which names no export format; use one of "
-            f"{known}: " + "; ".join(f"{name} = {what}" for name, what in EXPORT_FORMATS.items()) + "."
+            f"{name}={os.fspath(path)!r} has the suffix {suffix or '(none)'!r}, which names no export format; use one of "
+            f"{known}: " + "; ".join(f"{kind} = {what}" for kind, what in EXPORT_FORMATS.items()) + "."
+        )
+    if suffix == ".nir" and importlib.util.find_spec("nir") is None:
+        raise ValueError(
+            f"{name}={os.fspath(path)!r}: writing NIR needs the nir package, which is not installed; "
+            'pip install "nwave-lightning[deploy]", or write a chip file (.json / .npz) instead.'
         )
     return suffix
 
@@ -98,7 +109,8 @@ def load_trained_net(model: nn.Module, ckpt_path: Union[str, os.PathLike]) -> nn
     (its ``alpha`` is not stored and does not matter to ``to_chip``, which takes ``alpha -> inf``).
 
     Args:
-        model: The LightningModule (its ``net`` is loaded) or the network itself.
+        model: The LightningModule (its ``net`` is loaded) or the network itself (either file
+            kind loads into either).
         ckpt_path: Path of the checkpoint file.
 
     Raises:
@@ -125,9 +137,9 @@ def load_trained_net(model: nn.Module, ckpt_path: Union[str, os.PathLike]) -> nn
             "or a BestModelCheckpoint file (best_model.pt)."
         )
     net = getattr(model, "net", model)
-    if net is not model:
-        own = {key[len("net.") :]: value for key, value in state.items() if key.startswith("net.")}
-        state = own or state  # no `net.` keys: a file of the network's own state_dict (best_model.pt)
+    # A Lightning checkpoint of an SNNModule holds the network under `net.`; best_model.pt holds its own keys.
+    own = {key[len("net.") :]: value for key, value in state.items() if key.startswith("net.")}
+    state = own or state
     if any(key.endswith(_SIGN_KEY_ENDINGS) and ".parametrizations." in key for key in state):
         install_sign_parametrization(net)
     try:
