@@ -48,12 +48,16 @@ from typing import Any, Optional, Union
 from ..io import atomic_write
 from ..run import build_from_config
 
-__all__ = ["FIT_KEYS", "TUNE_SKIPPED_ARGS", "check_chip_metric_logged", "tune"]
+__all__ = ["FIT_KEYS", "LAUNCH_CONFIG", "TUNE_SKIPPED_ARGS", "check_chip_metric_logged", "check_same_experiment", "tune"]
 
 #: Sections of a tune config that make up each trial's fit config.
 FIT_KEYS = ("seed_everything", "trainer", "model", "data")
 #: Arguments of :func:`tune` that LightningCLI fills itself (not command-line options).
 TUNE_SKIPPED_ARGS = {"model", "datamodule"}
+#: The launch config of an experiment, in its folder (a resumed experiment is checked against it).
+LAUNCH_CONFIG = "tune_config.yaml"
+# Settings a rerun may change without changing the experiment: how it is resumed and reported, where Ray runs.
+_RESUME_FREE_KEYS = {"resume", "report", "address", "storage_path", "experiment_name"}
 
 
 def _launch_config(trainer) -> tuple[dict, Any, Any]:
@@ -112,13 +116,14 @@ def tune(
         max_failures: Retries of a trial that raises.
         address: Existing Ray cluster to join (``auto`` or ``host:port``).
         resume: ``auto`` (default): rerunning the same command continues the unfinished
-            experiment; ``true`` insists on continuing; ``false`` starts a new one (in
+            experiment (other settings are refused, listed, see :func:`check_same_experiment`);
+            ``true`` insists on continuing; ``false`` starts a new one (in
             ``<experiment_name>_2`` ... when the folder is taken, and says so).
         report: Write the table and figures into ``<experiment>/report`` at the end.
     """
     from ray import tune as ray_tune
 
-    from ..hpo.engine import ExperimentSettings, choose_experiment, experiment_path, is_remote, run_experiment, trial_spec
+    from ..hpo.engine import ExperimentInterrupted, ExperimentSettings, choose_experiment, experiment_path, is_remote, run_experiment, trial_spec
     from ..hpo.memory_guard import MemoryGuard
     from ..hpo.preflight import callback_monitors, domain_problems, dry_run, metric_problems, raise_problems, search_space_problems
     from ..hpo.space import parse_search_space, upper_bound
@@ -147,6 +152,9 @@ def tune(
         max_failures=max_failures,
         address=address,
     )
+    launched = parser.dump(namespace, skip_none=False)
+    if resume is not False:
+        check_same_experiment(experiment_path(settings), launched)
     raw_space = dict(search_space or {})
     problems = search_space_problems(raw_space) + settings.problems()
     space = {k: v for k, v in raw_space.items() if not domain_problems(k, v)}
@@ -171,19 +179,24 @@ def tune(
     data_args = dict((base.get("data") or {}).get("init_args") or {})
     dataset_path = next((data_args[k] for k in ("data_dir", "dataset_path", "root") if data_args.get(k)), None)
     epochs = space.get("trainer.max_epochs", (base.get("trainer") or {}).get("max_epochs"))
-    if not is_remote(exp_dir):
+    if not is_remote(exp_dir) and not restore:  # a resumed experiment keeps the settings it was launched with
         os.makedirs(exp_dir, exist_ok=True)
-        _save_text(os.path.join(exp_dir, "tune_config.yaml"), parser.dump(namespace, skip_none=False))
-    results, _ = run_experiment(
-        ray_tune.with_parameters(run_trial, spec=trial_spec(trial, settings)),
-        space,
-        settings,
-        dataset_path=dataset_path,
-        data_cfg=data_args,
-        max_t=upper_bound(epochs) if epochs is not None else None,
-        restore=restore,
-        model_bytes=dry.model_bytes,
-    )
+        _save_text(os.path.join(exp_dir, LAUNCH_CONFIG), launched)
+    try:
+        results, _ = run_experiment(
+            ray_tune.with_parameters(run_trial, spec=trial_spec(trial, settings)),
+            space,
+            settings,
+            dataset_path=dataset_path,
+            data_cfg=data_args,
+            max_t=upper_bound(epochs) if epochs is not None else None,
+            restore=restore,
+            model_bytes=dry.model_bytes,
+        )
+    except ExperimentInterrupted as stop:
+        print(f"\nInterrupted: the experiment's state is saved in {stop.path}; rerun the same command to continue it "
+              "(finished trials are kept).", flush=True)
+        raise SystemExit(130) from None
     from ..hpo.results import best_epoch_metrics, best_result, describe_best
 
     best = best_result(results, metric, mode)
@@ -198,6 +211,43 @@ def tune(
         for name, path in write_report(exp_dir, metric, mode).items():
             print(f"Report {name}: {path}")
     return results
+
+
+def check_same_experiment(experiment_dir: str, launched: str) -> None:
+    """Before resuming: the experiment in ``experiment_dir`` must have been launched with the same settings.
+
+    Ray continues an experiment with the settings it was launched with (search space, samples, scheduler,
+    the fit config of every trial); other settings on the command line would be ignored without a word.
+    ``launched`` is this launch's config (YAML); the experiment's own is its ``tune_config.yaml``.
+
+    Raises:
+        ValueError: listing each setting that differs (old -> new) and the two ways on.
+    """
+    import yaml
+    from ray import tune as ray_tune
+
+    stored = os.path.join(experiment_dir, LAUNCH_CONFIG)
+    if not os.path.isfile(stored) or not ray_tune.Tuner.can_restore(experiment_dir):
+        return
+    with open(stored, encoding="utf-8") as handle:
+        before = _flat(yaml.safe_load(handle))
+    after = _flat(yaml.safe_load(launched))
+    changed = sorted(key for key in before.keys() | after.keys()
+                     if before.get(key) != after.get(key) and key.split(".")[0] not in _RESUME_FREE_KEYS)
+    if changed:
+        lines = "".join(f"\n  {key}: {before.get(key)!r} -> {after.get(key)!r}" for key in changed[:12])
+        more = f"\n  ... and {len(changed) - 12} more" if len(changed) > 12 else ""
+        raise ValueError(
+            f"nwave tune: {experiment_dir} holds an experiment launched with other settings, which resuming would keep "
+            f"(ignoring these):{lines}{more}\nRerun it as launched (its settings: {stored}) to continue it, or pass "
+            "--resume false to start a new experiment beside it."
+        )
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        return {key: value for name, child in tree.items() for key, value in _flat(child, f"{prefix}{name}.").items()}
+    return {prefix[:-1]: tree}
 
 
 def check_chip_metric_logged(metric: str, model) -> None:

@@ -57,6 +57,7 @@ import ray.train
 import ray.tune
 
 from ..console import quiet_trial_process
+from .results import trial_dirname
 
 __all__ = [
     "DRIVER_RESOURCES",
@@ -96,7 +97,7 @@ def enter_launch_dir(launch_dir: str | None) -> None:
 def current_trial_dir(experiment_dir: str | None) -> str:
     """The running Tune trial's folder in the experiment (shared storage), else Ray's working dir."""
     if experiment_dir and os.path.isdir(experiment_dir):
-        path = os.path.join(experiment_dir, f"trial_{ray.tune.get_context().get_trial_id()}")
+        path = os.path.join(experiment_dir, trial_dirname(ray.tune.get_context().get_trial_id()))
         os.makedirs(path, exist_ok=True)
         return path
     return _RAY_WORKING_DIR or os.getcwd()  # synced to storage by SyncConfig(sync_artifacts=True)
@@ -178,7 +179,7 @@ class ReleaseTrainResources(ray.tune.Callback):
         self.last_sweep = 0.0
 
     def _release(self, trials) -> None:
-        release_placement_groups([os.path.join(self.experiment_dir, f"trial_{t.trial_id}") for t in trials])
+        release_placement_groups([os.path.join(self.experiment_dir, trial_dirname(t)) for t in trials])
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self._release([trial])

@@ -34,12 +34,12 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import TrialScheduler
 
 from .memory_guard import MemoryGuard, Recommendation, resolve_concurrency
-from .results import TrialLines, trial_outcome, write_outcome
+from .results import TrialLines, trial_dirname, trial_outcome, write_outcome
 from .schedulers import build_search_alg, build_tune_scheduler
-from .trial import TrialSpec, trial_dirname
+from .trial import TrialSpec
 
 __all__ = [
-    "ExperimentSettings", "TrialOutcome", "choose_experiment", "connect_ray", "experiment_path", "is_remote", "run_experiment",
+    "ExperimentInterrupted", "ExperimentSettings", "TrialOutcome", "choose_experiment", "connect_ray", "experiment_path", "is_remote", "run_experiment",
     "summarize_failures", "trial_count", "trial_spec",
 ]
 
@@ -136,7 +136,8 @@ def connect_ray(address: str | None = None) -> None:
                 )
         return
     # Trial processes' output reaches this console only on a terminal: Ray prefixes it with colour codes.
-    ray.init(address=address, include_dashboard=False, log_to_driver=sys.stdout.isatty())
+    # WARNING: no "Started a local Ray instance" line; the experiment prints its own.
+    ray.init(address=address, include_dashboard=False, log_to_driver=sys.stdout.isatty(), logging_level=logging.WARNING)
 
 
 def _trial_resources(settings: ExperimentSettings) -> dict[str, float]:
@@ -160,7 +161,10 @@ def _distributed_callbacks(settings: ExperimentSettings) -> list:
 
 
 def _console(settings: ExperimentSettings) -> list:
-    return [TrialLines(settings.metric, settings.mode, settings.num_samples)] if settings.verbose == 1 else []
+    if settings.verbose != 1:
+        return []
+    path = experiment_path(settings)
+    return [TrialLines(settings.metric, settings.mode, settings.num_samples, None if is_remote(path) else path)]
 
 
 def _check_cluster_has(settings: ExperimentSettings, cluster: Mapping[str, float]) -> None:
@@ -183,6 +187,34 @@ _RAY_ENV = {
     # local storage that costs milliseconds, so Ray's "may become a bottleneck" warning is noise.
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
 }
+
+
+class ExperimentInterrupted(Exception):
+    """Ctrl-C (SIGINT, or SIGUSR1) stopped the experiment; Ray saved its state, and ``results`` holds what ran."""
+
+    def __init__(self, path: str, results) -> None:
+        super().__init__(path)
+        self.path, self.results = path, results
+
+
+class _DriverLines(logging.Filter):
+    """Ray Tune's end-of-run lines in the experiment's driver: notes an interruption, drops what the engine says itself.
+
+    Ray logs "Experiment has been interrupted ... Resume experiment with: Tuner.restore(...)" (the engine says how
+    to resume its own way) and "Trials did not complete: [...]" (failures get one line each from
+    :func:`summarize_failures`; interrupted trials are listed as incomplete in the report).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.interrupted = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if message.startswith("Experiment has been interrupted"):
+            self.interrupted = True
+            return False
+        return not message.startswith("Trials did not complete")
 
 
 @contextlib.contextmanager
@@ -352,11 +384,17 @@ def run_experiment(
     path = experiment_path(settings)
     if not remote:
         os.makedirs(path, exist_ok=True)
-    with _ray_env():
+    lines = _DriverLines()
+    tune_logger = logging.getLogger("ray.tune.tune")
+    tune_logger.addFilter(lines)
+    with _ray_env(), contextlib.ExitStack() as stack:
+        stack.callback(tune_logger.removeFilter, lines)
         if restore:
             tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True, param_space=dict(param_space))
         else:
             tuner = tune.Tuner(trainable, param_space=dict(param_space), tune_config=tune_config, run_config=run_config)
         results = tuner.fit()
     summarize_failures(results)
+    if lines.interrupted:
+        raise ExperimentInterrupted(path, results)
     return results, recommendation

@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -58,6 +59,7 @@ __all__ = [
     "describe_best",
     "is_chip_metric",
     "scalar_metrics",
+    "trial_dirname",
     "trial_outcome",
     "write_outcome",
 ]
@@ -343,23 +345,48 @@ def _set_rng_states(states: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def trial_dirname(trial) -> str:
+    """Folder name (and console name) of a trial, from a Tune ``Trial`` or a trial id: ``trial_<id>``.
+
+    >>> trial_dirname("3f2a1_00004")
+    'trial_3f2a1_00004'
+    """
+    return f"trial_{trial if isinstance(trial, str) else trial.trial_id}"
+
+
 class TrialLines(ray.tune.Callback):
     """One console line per finished trial (Ray's own tables are left out at ``verbose`` <= 1).
 
-    >>> TrialLines("val_acc", "max").line("00001", "TERMINATED", [{"val_acc": 0.5, "epoch": 1.0}, {"val_acc": 0.75, "epoch": 2.0}], 3, 8)
-    '[3/8] trial 00001 TERMINATED after 2 epochs: best val_acc 0.75 at epoch 2'
+    The line covers the whole trial, a resumed one too: its epochs are read back from the trial's
+    ``result.json`` in ``experiment_dir`` (what this process saw when the folder is not local).
+
+    >>> TrialLines("val_acc", "max").line("trial_00001", "TERMINATED", [{"val_acc": 0.5, "epoch": 1.0}, {"val_acc": 0.75, "epoch": 2.0}], 3, 8)
+    '[3/8] trial_00001 TERMINATED after 2 epochs: best val_acc 0.75 at epoch 2'
     """
 
-    def __init__(self, metric: str, mode: str, total: int = 0) -> None:
-        self.metric, self.mode, self.total = metric, mode, total
+    def __init__(self, metric: str, mode: str, total: int = 0, experiment_dir: str | None = None) -> None:
+        self.metric, self.mode, self.total, self.experiment_dir = metric, mode, total, experiment_dir
         self.history: dict[str, list[dict]] = {}
         self.finished = 0
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self.history.setdefault(trial.trial_id, []).append({k: v for k, v in result.items() if isinstance(v, (int, float))})
 
-    def line(self, trial_id: str, status: str, rows: list[dict], done: int, total: int) -> str:
-        text = f"[{done}/{total}] trial {trial_id} {status} after {len(rows)} epochs"
+    def rows(self, trial) -> list[dict]:
+        """The trial's reported epochs, one row each (an epoch reported again after a resume: the later row)."""
+        rows = self.history.get(trial.trial_id, [])
+        if self.experiment_dir:
+            try:
+                with open(os.path.join(self.experiment_dir, trial_dirname(trial), "result.json"), encoding="utf-8") as handle:
+                    rows = [json.loads(line) for line in handle if line.strip()]
+            except (OSError, ValueError):
+                pass
+        by_epoch = {row.get("epoch", i + 1): row for i, row in enumerate(rows)}
+        return [by_epoch[epoch] for epoch in sorted(by_epoch)]
+
+    def line(self, name: str, status: str, rows: list[dict], done: int, total: int) -> str:
+        epochs = int(max((row.get("epoch", i + 1) for i, row in enumerate(rows)), default=0))
+        text = f"[{done}/{total}] {name} {status} after {epochs} epochs"
         scored = [row for row in rows if self.metric in row]
         if not scored:
             return text + f": {self.metric} not reported"
@@ -370,7 +397,7 @@ class TrialLines(ray.tune.Callback):
 
     def _print(self, trials, trial, status: str) -> None:
         self.finished += 1
-        print(self.line(trial.trial_id, status, self.history.get(trial.trial_id, []), self.finished, max(len(trials), self.total)), flush=True)
+        print(self.line(trial_dirname(trial), status, self.rows(trial), self.finished, max(len(trials), self.total)), flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self._print(trials, trial, "TERMINATED")

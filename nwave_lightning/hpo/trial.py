@@ -44,18 +44,13 @@ from ..console import quiet_trial_process
 from ..run import build_from_config
 from .builders import TRIAL_OWNED_TRAINER_ARGS, lr_scheduler_spec, nwave_callbacks, optimizer_spec, trainer_kwargs
 from .distributed import current_trial_dir, enter_launch_dir, run_distributed_trial, save_measured_coverage
-from .results import BEST_MODEL_FILE, TRIAL_STATE_FILE, TuneEpochReport, check_metric_reported, write_outcome
+from .results import BEST_MODEL_FILE, TRIAL_STATE_FILE, TuneEpochReport, check_metric_reported, trial_dirname, write_outcome
 from .space import SplitConfig, apply_overrides, split_config
 
 __all__ = ["Builders", "ConfigTrial", "TrialContext", "TrialRun", "TrialSpec", "fit_lightning", "run_trial", "train_one_trial", "trial_dirname"]
 
 #: Folder (inside the trial folder) holding the trial's TensorBoard events.
 TENSORBOARD_DIR = "tensorboard"
-
-
-def trial_dirname(trial) -> str:
-    """Trial folder name; trials find their own folder from their id (see ``TrialContext.trial_dir``)."""
-    return f"trial_{trial.trial_id}"
 
 
 @dataclass

@@ -28,7 +28,7 @@ from typing import Any
 from ray import tune
 
 from .builders import check_named_choices, unused_bindings
-from .engine import ExperimentSettings, choose_experiment, experiment_path, run_experiment, trial_spec
+from .engine import ExperimentInterrupted, ExperimentSettings, choose_experiment, experiment_path, run_experiment, trial_spec
 from .memory_guard import MemoryGuard
 from .preflight import domain_problems, metric_problems, raise_problems, search_space_problems
 from .results import best_result
@@ -273,21 +273,27 @@ class HPOWrapper:
         ``resume=True``/``"auto"`` continues an interrupted one; ``False`` starts a new one
         (in ``<experiment_name>_2`` when the folder holds one; see
         :func:`~nwave_lightning.hpo.engine.choose_experiment`).
+        After a Ctrl-C (Ray stops the experiment and saves its state) it says so and returns
+        what ran; ``run(..., resume=True)`` continues it.
         """
         self.preflight()
         restore = choose_experiment(self.settings, resume)
         trainable = tune.with_parameters(run_trial, spec=self._spec(dataset_path))
         data_cfg = {k.split(".", 1)[1]: v for k, v in self.param_space.items() if k.startswith("data.")}
-        self.results, self.memory_recommendation = run_experiment(
-            trainable,
-            self.param_space,
-            self.settings,
-            dataset_path=dataset_path,
-            data_cfg=data_cfg,
-            max_t=upper_bound(self.param_space.get("trainer.epochs")),
-            restore=restore,
-            callbacks=callbacks,
-        )
+        try:
+            self.results, self.memory_recommendation = run_experiment(
+                trainable,
+                self.param_space,
+                self.settings,
+                dataset_path=dataset_path,
+                data_cfg=data_cfg,
+                max_t=upper_bound(self.param_space.get("trainer.epochs")),
+                restore=restore,
+                callbacks=callbacks,
+            )
+        except ExperimentInterrupted as stop:
+            self.results = stop.results  # what ran, as Ray's Tuner.fit returns it
+            print(f"Interrupted: the experiment's state is saved in {stop.path}; hpo.run(..., resume=True) continues it.", flush=True)
         return self.results
 
     # -- analysis -----------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from nwave_lightning.cli import main
+from nwave_lightning.cli.tune import check_same_experiment
 from nwave_lightning.hpo import memory_guard
 from nwave_lightning.hpo.memory_guard import DEFAULT_TRIAL_OVERHEAD_BYTES, MemoryGuardError
 from nwave_lightning.hpo.preflight import PreflightError
@@ -126,6 +127,52 @@ def _ray_saved_the_held_trial(experiment, epoch) -> bool:
     return False
 
 
+def test_a_rerun_with_other_settings_is_refused_listing_them(tmp_path, capsys):
+    """Ray would continue the stored experiment with its own settings and ignore the new ones: refused, listed."""
+    path = tune_config(tmp_path)
+    with pytest.raises(SystemExit):
+        main(["tune", "--config", path, "--print_config"])
+    experiment = tmp_path / "runs" / "kws"
+    experiment.mkdir(parents=True)
+    (experiment / "tune_config.yaml").write_text(capsys.readouterr().out)  # as the first launch stored it
+    (experiment / "tuner.pkl").write_bytes(b"")  # what Tuner.can_restore looks for
+    with pytest.raises(ValueError) as error:
+        main(["tune", "--config", path, "--num_samples", "5", "--trainer.max_epochs", "3", "--report", "false"])
+    message = str(error.value)
+    assert "holds an experiment launched with other settings" in message and "--resume false" in message
+    assert "num_samples: 2 -> 5" in message and "trainer.max_epochs: 2 -> 3" in message and "report" not in message.split("\n")[1]
+    assert sorted(os.listdir(experiment)) == ["tune_config.yaml", "tuner.pkl"]  # nothing ran
+    check_same_experiment(str(experiment), (experiment / "tune_config.yaml").read_text())  # the same settings pass
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_tune_with_status_130_and_says_how_to_go_on(tmp_path):
+    """Ray stops the experiment gracefully and saves its state; the command says so and exits as a Ctrl-C'd one."""
+    path = tune_config(tmp_path, num_samples=2)
+    config = yaml.safe_load(open(path))
+    config["trainer"]["max_epochs"] = 4
+    hold = tmp_path / "hold"
+    hold.touch()
+    config["trainer"]["callbacks"] = [{"class_path": "tests.cli._faults.HoldAtEpoch", "init_args": {"epoch": 2, "hold_file": str(hold)}}]
+    open(path, "w").write(yaml.safe_dump(config))
+    experiment = tmp_path / "runs" / "kws"
+    proc = _nwave_tune(path, tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while not _ray_saved_the_held_trial(experiment, epoch=2):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's foreground group
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        hold.unlink()
+    assert proc.returncode == 130, out
+    assert f"Interrupted: the experiment's state is saved in {experiment}; rerun the same command to continue it" in out
+    assert "Tuner.restore" not in out and "Trials did not complete" not in out
+
+
 @pytest.mark.slow
 def test_failed_trials_leave_no_temporary_folders_and_non_finite_is_final(tmp_path):
     """One trial succeeds, one raises (retried once), one meets a NaN (not retried): no nwave_* left in $TMPDIR,
@@ -196,5 +243,6 @@ def test_killed_tune_resumes_with_the_same_command(tmp_path):
     for trial in table["trial"]:
         with open(experiment / trial / "result.json") as handle:
             assert [json.loads(line)["epoch"] for line in handle] == [1.0, 2.0, 3.0, 4.0], trial
+        assert f"{trial} TERMINATED after {epochs} epochs" in out  # the console line covers the whole trial
     best = table.iloc[0]
     assert f"Best val_chip_acc: {best.best_value:.4g} at epoch {best.best_epoch} (trial {best.trial})" in out

@@ -248,7 +248,7 @@ class InterruptOnce(tune.Callback):
 
 
 @pytest.mark.slow
-def test_interrupted_experiment_resumes(ray_local, tmp_path):
+def test_interrupted_experiment_resumes(ray_local, tmp_path, capsys):
     runs = tmp_path / "runs"
     runs.mkdir()
 
@@ -261,6 +261,7 @@ def test_interrupted_experiment_resumes(ray_local, tmp_path):
         return hpo
 
     first = make().run(callbacks=[InterruptOnce(tmp_path / "interrupted")])
+    assert f"Interrupted: the experiment's state is saved in {tmp_path / 'results' / 'resume'}" in capsys.readouterr().out
     done = {os.path.basename(r.path): r.metrics_dataframe for r in first if r.metrics and r.metrics.get("done")}
     assert len(done) == 1 and len(os.listdir(runs)) < 3  # stopped before all trials ran
 
