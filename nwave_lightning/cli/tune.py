@@ -48,7 +48,7 @@ from typing import Any, Optional, Union
 from ..io import atomic_write
 from ..run import build_from_config
 
-__all__ = ["FIT_KEYS", "LAUNCH_CONFIG", "TUNE_SKIPPED_ARGS", "check_chip_metric_logged", "check_same_experiment", "tune"]
+__all__ = ["BEST_CONFIG", "FIT_KEYS", "LAUNCH_CONFIG", "TUNE_SKIPPED_ARGS", "check_chip_metric_logged", "check_same_experiment", "tune"]
 
 #: Sections of a tune config that make up each trial's fit config.
 FIT_KEYS = ("seed_everything", "trainer", "model", "data")
@@ -56,6 +56,8 @@ FIT_KEYS = ("seed_everything", "trainer", "model", "data")
 TUNE_SKIPPED_ARGS = {"model", "datamodule"}
 #: The launch config of an experiment, in its folder (a resumed experiment is checked against it).
 LAUNCH_CONFIG = "tune_config.yaml"
+#: The best trial's fit config, in the experiment's folder (written at the end).
+BEST_CONFIG = "best_config.yaml"
 # Settings a rerun may change without changing the experiment: how it is resumed and reported, where Ray runs.
 _RESUME_FREE_KEYS = {"resume", "report", "address", "storage_path", "experiment_name"}
 
@@ -197,7 +199,7 @@ def tune(
         print(f"\nInterrupted: the experiment's state is saved in {stop.path}; rerun the same command to continue it "
               "(finished trials are kept).", flush=True)
         raise SystemExit(130) from None
-    from ..hpo.results import best_epoch_metrics, best_result, describe_best
+    from ..hpo.results import BEST_MODEL_FILE, best_epoch_metrics, best_result, describe_best
 
     best = best_result(results, metric, mode)
     # The selected metric and its float / chip-ready twin, both at the epoch best_model.pt holds.
@@ -205,6 +207,16 @@ def tune(
     print(f"Best config: {best.config}")
     if best.checkpoint is not None:
         print(f"Best checkpoint: {best.checkpoint.path} (best_model.pt)")
+    if not is_remote(exp_dir):
+        # The best trial as a fit config: what `nwave export` (or `nwave fit`) needs to rebuild its network.
+        import yaml
+
+        best_config = os.path.join(exp_dir, BEST_CONFIG)
+        _save_text(best_config, yaml.safe_dump(trial.config_for(best.config), sort_keys=False))
+        print(f"Best trial's fit config: {best_config}")
+        if best.checkpoint is not None:
+            weights = os.path.join(best.checkpoint.path, BEST_MODEL_FILE)
+            print(f"  to the chip: nwave export --config {best_config} --ckpt_path {weights} --output model.json")
     if report and not is_remote(exp_dir):
         from ..hpo.report import write_report
 

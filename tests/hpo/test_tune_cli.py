@@ -1,5 +1,6 @@
 """``nwave tune``: YAML search spaces through the same CLI and engine."""
 
+import json
 import os
 
 import pandas as pd
@@ -151,6 +152,17 @@ def test_tune_yaml_runs_the_experiment(ray_local, tmp_path, capsys):
     assert (experiment / "tune_config.yaml").exists()
     for name in ("metric_vs_params.png", "parallel_coordinates.png", "report.md"):
         assert (experiment / "report" / name).stat().st_size > 0
+    # The printed export command takes the best trial to the chip: its fit config rebuilds the trial's network.
+    (command,) = [line.split("to the chip: ", 1)[1] for line in out.splitlines() if "to the chip: " in line]
+    args = command.split()[1:]
+    args[args.index("--output") + 1] = str(tmp_path / "best.npz")
+    main(args)
+    best_trial = table.index[0]
+    with open(experiment / best_trial / "params.json") as handle:
+        assert yaml.safe_load(open(experiment / "best_config.yaml"))["model"]["init_args"]["lr"] == json.load(handle)["model.init_args.lr"]
+    from nwave_lightning.deploy import load_chip
+
+    assert load_chip(tmp_path / "best.npz") is not None
 
 
 def test_config_groups_compose(capsys):
