@@ -65,6 +65,13 @@ def _check_arrays(ns, tmp_path):
     assert meta["mask"].shape == xb.shape[:2] and not bool(meta["mask"].all())  # padded, and the mask says where
     assert module.net.encoder(xb).shape[-1] == 6
     assert dm.num_classes == 2 and module.net.num_classes == 2
+    # "Train it as above, for 30 epochs": it learns (chance is 0.5; the default lr 1e-3 stays there).
+    import lightning.pytorch as pl
+
+    trainer = pl.Trainer(max_epochs=30, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, deterministic=True)
+    trainer.fit(module, dm)
+    assert float(trainer.callback_metrics["val_acc"]) >= 0.65, float(trainer.callback_metrics["val_acc"])
 
 
 # A fragment that identifies each README example -> what it must have done.

@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import sys
+import warnings
 from typing import Any, Optional
 
 from lightning.pytorch import Trainer
@@ -46,12 +48,17 @@ from .export import EXPORT_SKIPPED_ARGS, export as _export_subcommand
 from .tune import TUNE_SKIPPED_ARGS, tune as _tune_subcommand
 from ..chip_keys import CHIP_STAGES, chip_twin
 from .. import data as _builtin_data, models as _builtin_models  # listed in --help (known subclasses)
+from ..callbacks.best_checkpoint import BestModelCheckpoint
 from ..console import quiet_third_party
 from ..deploy.formats import export_format
 from ..run import DEFAULT_LOG_DIR, RunCLI, cli_kwargs
 from ..ckpt_args import settle_ckpt_path
 
 __all__ = ["NWaveCLI", "NWaveTrainer", "console_main", "main"]
+
+# Lightning's ModelCheckpoint says this of a folder that already holds checkpoints; resuming
+# (`--ckpt_path`) continues in that folder on purpose.
+_RESUMED_FOLDER_WARNING = r"Checkpoint directory .* exists and is not empty"
 
 class NWaveTrainer(Trainer):
     """The Trainer behind ``nwave``; subcommands beyond fit/validate/test/predict are its methods."""
@@ -88,8 +95,14 @@ class NWaveCLI(RunCLI):
     def runs_a_fit_loop(self) -> bool:
         return self.subcommand in LightningCLI.subcommands()
 
-    @rank_zero_only
     def before_fit(self) -> None:
+        if self.config["fit"].get("ckpt_path"):
+            # Installed inside main()'s catch_warnings: it ends with this run.
+            warnings.filterwarnings("ignore", message=_RESUMED_FOLDER_WARNING, category=UserWarning)
+        self._describe_network()
+
+    @rank_zero_only
+    def _describe_network(self) -> None:
         net = getattr(self.model, "net", self.model)
         count = sum(p.numel() for p in self.model.parameters())
         print(f"Network: {type(net).__name__}, {count:,} parameters")
@@ -106,6 +119,9 @@ class NWaveCLI(RunCLI):
         checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "")
         if checkpoint:
             print(f"Last checkpoint:  {os.path.abspath(checkpoint)}\n  resume with: --ckpt_path last")
+        best = _best_model_lines(self.trainer.callbacks, self.config["fit"].get("config"))
+        if best:
+            print(best)
 
 
 def _chip_verdict(metrics) -> str:
@@ -118,8 +134,26 @@ def _chip_verdict(metrics) -> str:
     return "Last epoch (float -> chip-ready, to_chip(net)): " + "; ".join(pairs) if pairs else ""
 
 
+def _best_model_lines(callbacks, config_files) -> str:
+    """Where a ``BestModelCheckpoint`` left ``best_model.pt``, and the command that exports it."""
+    for callback in callbacks:
+        path = callback.best_model_path if isinstance(callback, BestModelCheckpoint) else None
+        if path and os.path.isfile(path):
+            path = os.path.abspath(path)
+            configs = " ".join(f"--config {shlex.quote(str(file))}" for file in config_files or []) or "--config <your config>"
+            return (
+                f"Best model:       {callback.metric} {callback.best_score:.4g} ({callback.mode}) at epoch "
+                f"{callback.best_epoch}: {path}\n"
+                f"  export it with: nwave export {configs} --ckpt_path {shlex.quote(path)} --output model.json"
+            )
+    return ""
+
+
 def main(args: Optional[list[str]] = None, **overrides: Any) -> Optional[NWaveCLI]:
-    """Entry point of ``nwave`` and ``python -m nwave_lightning``.
+    """Run the ``nwave`` command in this process and return the CLI (for tests and the tune engine).
+
+    ``nwave`` and ``python -m nwave_lightning`` go through :func:`console_main`, which
+    prints the errors this raises.
 
     Args:
         args: Command-line arguments (default: ``sys.argv[1:]``), or a config dict.
@@ -127,7 +161,8 @@ def main(args: Optional[list[str]] = None, **overrides: Any) -> Optional[NWaveCL
     """
     quiet_third_party()
     overrides.setdefault("parser_kwargs", {"description": _builtins_text()})
-    return NWaveCLI(**cli_kwargs(trainer_class=NWaveTrainer, args=args, **overrides))
+    with warnings.catch_warnings():  # the warning filters a run installs (NWaveCLI.before_fit) end with it
+        return NWaveCLI(**cli_kwargs(trainer_class=NWaveTrainer, args=args, **overrides))
 
 
 def _builtins_text() -> str:
@@ -156,5 +191,14 @@ def console_main() -> None:
     Console scripts pass the return value to ``sys.exit``; returning the CLI
     object (as :func:`main` does, for tests and the tune engine) would print it
     and exit with status 1 after a successful run.
+
+    The framework's own checks raise ``ValueError`` (``PreflightError`` and
+    ``MemoryGuardError`` too) with a message that says what to change: it is
+    printed as ``nwave: error: <message>`` (exit status 2, as for a bad
+    option), without a traceback. :func:`main` raises it.
     """
-    main()
+    try:
+        main()
+    except ValueError as error:
+        print(f"nwave: error: {error}", file=sys.stderr)
+        sys.exit(2)

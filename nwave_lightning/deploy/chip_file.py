@@ -342,13 +342,21 @@ def load_chip(path: PathLike) -> ChipNet:
     return _rebuild(graph, arrays, path)
 
 
+# What reads or writes a NIR graph instead, for a caller handed a `.nir` path.
+_NIR_INSTEAD = {
+    "load_chip": "a .nir file is a NIR graph: read it with nwave_lightning.deploy.import_nir(path)",
+    "export_chip": "for a NIR graph use nwave_lightning.deploy.export_nir(net, path)",
+}
+
+
 def _layout(path: str, caller: str) -> str:
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in CHIP_FILE_SUFFIXES:
+        nir = f"; {_NIR_INSTEAD[caller]}" if suffix == ".nir" else ""
         raise ChipFileError(
             f"{caller}: path={path!r} has the suffix {suffix or '(none)'!r}; a chip file is "
             f"{' or '.join(repr(s) for s in CHIP_FILE_SUFFIXES)} ('.json': readable header + sibling .npz of arrays, "
-            "'.npz': one file)."
+            f"'.npz': one file){nir}."
         )
     return suffix
 

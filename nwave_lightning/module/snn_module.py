@@ -113,6 +113,39 @@ def _chip_ready_copy_exists(net: nn.Module) -> bool:
     return True
 
 
+def _chip_trails(float_value: float, chip_value: float, higher_is_better: Optional[bool], tolerance: float) -> bool:
+    """Whether the chip-ready value is worse than the float one by more than ``tolerance``.
+
+    ``higher_is_better=None`` (no known direction): any difference beyond ``tolerance`` counts.
+    """
+    if higher_is_better is None:
+        return abs(float_value - chip_value) > tolerance
+    shortfall = float_value - chip_value if higher_is_better else chip_value - float_value
+    return shortfall > tolerance
+
+
+def _chip_gap_advice(callbacks: list, clamp_weights: bool) -> str:
+    """What to change against a chip gap, given what the run already does."""
+    signs = [callback for callback in callbacks if isinstance(callback, (SignAnnealing, SignPruning))]
+    missing = []
+    if not signs:
+        missing.append("sign_annealing=True (or a SignPruning callback) to train the chip's row-block signs")
+    if not clamp_weights:
+        missing.append("clamp_weights=True to keep every weight in the chip's range")
+    if missing:
+        return f"Train hardware-aware: turn on {' and '.join(missing)}."
+    if any(isinstance(callback, SignPruning) for callback in signs):
+        return (
+            "SignPruning and weight clamping are on already: train more epochs after its end_fraction (or lower "
+            "end_fraction), so the last epochs train the exact signs the chip stores."
+        )
+    return (
+        "Sign annealing and weight clamping are on already: train more epochs after the SignAnnealing ramp ends "
+        "(a shorter ramp: its ramp_fraction or total_epochs), raise its alpha_end (e.g. sign_annealing={'alpha_end': 20.0}), or replace it "
+        "with a SignPruning callback when the float solution needs mixed-sign rows."
+    )
+
+
 def _saved_sign_alpha(checkpoint: dict[str, Any]) -> float:
     """The sharpness a checkpoint's ``SignAnnealing`` state recorded (1.0 when it holds none)."""
     for key, state in (checkpoint.get("callbacks") or {}).items():
@@ -159,8 +192,9 @@ class SNNModule(pl.LightningModule):
             of ``net`` on every validation and test batch and log ``val_chip_loss``,
             ``val_chip_<metric>`` (``test_chip_*``) next to the float values, so every
             accuracy has its chip-ready twin; callbacks can monitor them.
-        chip_gap_tolerance: At the end of ``fit``, warn when a chip-ready metric differs
-            from its float twin by more than this.
+        chip_gap_tolerance: At the end of ``fit``, warn when a chip-ready metric is worse
+            than its float twin by more than this (the direction is the metric's
+            ``higher_is_better``; a metric without one counts when the two differ).
         sign_annealing: Train towards the chip's row-block signs: ``True`` adds a
             :class:`~nwave_lightning.callbacks.SignAnnealing` whose ramp takes 60 % of
             ``max_epochs`` (a dict gives its arguments) unless the trainer already has
@@ -242,6 +276,7 @@ class SNNModule(pl.LightningModule):
         self.metric_names: list[str] = []
         self._metric_keys: dict[str, tuple[str, ...]] = {}
         self._plain_metrics: dict[str, Callable] = {}
+        self._higher_is_better: dict[str, Optional[bool]] = {}  # the chip-gap warning's direction per metric
         all_stages = (*STAGES, *CHIP_STAGES.values())
         tables = {stage: nn.ModuleDict() for stage in all_stages}
         for name, metric in metrics.items():
@@ -257,6 +292,7 @@ class SNNModule(pl.LightningModule):
             else:
                 raise ValueError(f"SNNModule: metrics[{name!r}] is a {type(metric).__name__}; give a torchmetrics.Metric or a callable.")
             self.metric_names.append(name)
+            self._higher_is_better[name] = getattr(metric, "higher_is_better", None)
         # ModuleDict keys may not shadow Module attributes ("train"), hence the suffix.
         self.stage_metrics = nn.ModuleDict({f"{stage}_metrics": table for stage, table in tables.items()})
         self._means = {stage: EpochMeans() for stage in all_stages}  # loss components
@@ -592,22 +628,26 @@ class SNNModule(pl.LightningModule):
         self._warn_on_chip_gap()
 
     def _warn_on_chip_gap(self) -> None:
-        """Say so when the chip-ready copy scores far from the float network the run reports."""
+        """Say so when the chip-ready copy scores worse than the float network the run reports.
+
+        A metric's direction is its ``higher_is_better`` attribute (torchmetrics' own; a plain
+        callable may carry one too): only a chip-ready value worse by more than
+        ``chip_gap_tolerance`` counts. A metric without a direction counts when the two differ.
+        """
         logged = self.trainer.callback_metrics
         gaps = []
         for name in self.metric_names:
             float_key, chip_key = f"val_{name}", f"{CHIP_STAGES['val']}_{name}"
             if float_key in logged and chip_key in logged:
                 float_value, chip_value = float(logged[float_key]), float(logged[chip_key])
-                if abs(float_value - chip_value) > self.chip_gap_tolerance:
+                if _chip_trails(float_value, chip_value, self._higher_is_better[name], self.chip_gap_tolerance):
                     gaps.append(f"{chip_key}={chip_value:.4g} vs {float_key}={float_value:.4g}")
         if gaps:
             rank_zero_warn(
-                f"SNNModule: the chip-ready network (to_chip(net)) scores far from the float one at the end of fit: "
+                f"SNNModule: the chip-ready network (to_chip(net)) scores worse than the float one at the end of fit: "
                 f"{'; '.join(gaps)} (more than chip_gap_tolerance={self.chip_gap_tolerance}). The float weights rely "
-                "on what the chip cannot store. Train hardware-aware: keep sign_annealing=True (or a SignAnnealing "
-                "callback whose ramp ends well before max_epochs) and clamp_weights=True, and monitor val_chip_* "
-                "in BestModelCheckpoint / early stopping."
+                f"on what the chip cannot store. {_chip_gap_advice(self.trainer.callbacks, self.clamp_weights)} "
+                "Monitor val_chip_* in BestModelCheckpoint / early stopping, so the kept model is the chip's best."
             )
 
     # -- optimisation ------------------------------------------------------

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ import torch
 import yaml
 
 from nwave_lightning.cli import NWaveCLI, main
+from nwave_lightning.cli.app import _best_model_lines
 
 from ._quickstart import CONFIGS, QUICKSTART, TINY
 
@@ -126,6 +129,72 @@ def test_resume_with_ckpt_path_last_matches_an_uninterrupted_run(tmp_path, capsy
         expected, got = _final(straight.trainer.logger.log_dir, tag), _final(resumed.trainer.logger.log_dir, tag)
         assert got[4] == pytest.approx(expected[4], rel=1e-6, abs=1e-9), tag
     capsys.readouterr()
+
+
+def test_fit_names_the_best_model_and_the_command_that_exports_it(tmp_path, capsys, monkeypatch):
+    cli = _fit(tmp_path, "--trainer.max_epochs=2")
+    out = capsys.readouterr().out
+    (best,) = [c for c in cli.trainer.callbacks if type(c).__name__ == "BestModelCheckpoint"]
+    path = os.path.join(os.path.abspath(cli.trainer.logger.log_dir), "best_model.pt")
+    assert os.path.isfile(path)
+    saved = torch.load(path, map_location="cpu", weights_only=True)  # what the line reports is what the file holds
+    assert f"Best model:       val_chip_acc {saved['best_selected_metric']:.4g} (max) at epoch {saved['epoch']}: {path}" in out
+    (command,) = [line.split("export it with: ", 1)[1] for line in out.splitlines() if "export it with: " in line]
+    assert command == f"nwave export --config {QUICKSTART} --ckpt_path {path} --output model.json"
+    # The printed command works as printed (from a scratch folder: it writes model.json there).
+    monkeypatch.chdir(tmp_path)
+    main(shlex.split(command)[1:])
+    assert os.path.isfile(tmp_path / "model.json")
+    capsys.readouterr()
+
+
+def test_the_export_line_asks_for_the_config_when_it_is_unknown(tmp_path):
+    from nwave_lightning.callbacks import BestModelCheckpoint
+
+    best = BestModelCheckpoint(metric="val_acc", mode="max", dirpath=str(tmp_path))
+    assert _best_model_lines([best], None) == ""  # nothing written yet: nothing to say
+    best.best_score, best.best_epoch = 0.75, 3
+    best.save({"epoch": 3, "best_selected_metric": 0.75, "state_dict": {}, "hyper_parameters": {}})
+    lines = _best_model_lines([best], None)
+    assert f"val_acc 0.75 (max) at epoch 3: {tmp_path / 'best_model.pt'}" in lines
+    assert "nwave export --config <your config> --ckpt_path" in lines
+    two = _best_model_lines([best], ["a.yaml", "b c.yaml"])
+    assert "nwave export --config a.yaml --config 'b c.yaml' --ckpt_path" in two
+
+
+def _folder_warnings(caught) -> list[str]:
+    return [str(w.message) for w in caught if "exists and is not empty" in str(w.message)]
+
+
+def test_resuming_into_the_runs_folder_does_not_warn_that_it_is_not_empty(tmp_path, capsys):
+    _fit(tmp_path, "--trainer.max_epochs=1")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _fit(tmp_path, "--trainer.max_epochs=2", "--ckpt_path=last")
+    assert _folder_warnings(caught) == []
+    # The filter ends with the resumed run: a new run into that folder (no --ckpt_path) is still told.
+    assert not [f for f in warnings.filters if f[1] is not None and "exists and is not empty" in f[1].pattern]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _fit(tmp_path, "--trainer.max_epochs=1", "--trainer.logger.init_args.version=0")
+    assert len(_folder_warnings(caught)) == 1
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("entry", ["console_script", "module"])
+def test_the_command_prints_the_frameworks_errors_without_a_traceback(entry, tmp_path):
+    args = ["export", "--config", QUICKSTART, "--ckpt_path", str(tmp_path / "last.ckpt"), "--output", str(tmp_path / "model.onnx")]
+    if entry == "console_script":
+        code = f"import sys; from nwave_lightning.cli import console_main; sys.argv = ['nwave', *{args!r}]; console_main()"
+        command = [sys.executable, "-c", code]
+    else:
+        command = [sys.executable, "-m", "nwave_lightning", *args]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(QUICKSTART).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.startswith("nwave: error: ") and "output=" in result.stderr and ".onnx" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "model.onnx").exists()
 
 
 def test_validate_and_test_from_a_checkpoint(tmp_path, capsys):

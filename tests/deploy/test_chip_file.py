@@ -191,6 +191,14 @@ def test_export_refuses_an_unknown_suffix_naming_the_known_ones(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_nir_path_is_pointed_to_the_nir_functions(tmp_path):
+    with pytest.raises(ChipFileError, match=r"suffix '\.nir'; a chip file is .*read it with nwave_lightning\.deploy\.import_nir\(path\)"):
+        load_chip(str(tmp_path / "model.nir"))
+    with pytest.raises(ChipFileError, match=r"suffix '\.nir'; .*use nwave_lightning\.deploy\.export_nir\(net, path\)"):
+        export_chip(to_chip(_classifier()), str(tmp_path / "model.nir"))
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_a_failed_write_leaves_nothing_and_keeps_the_previous_export(tmp_path, layout, monkeypatch):
     deployed = to_chip(_classifier())

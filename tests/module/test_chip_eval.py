@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from nwave_lightning.callbacks import SignAnnealing
+from nwave_lightning.callbacks import SignAnnealing, SignPruning
 from nwave_lightning.metrics import PopulationAccuracy
 from nwave_lightning.module import SNNModule
 
@@ -223,3 +223,59 @@ def test_a_trainer_sign_pruning_replaces_the_default_annealing(tmp_path):
     for synapse in module.net.synapses:  # projected for the second epoch: one sign per row
         w = synapse.weight.detach()
         assert (((w >= 0).all(dim=1)) | ((w <= 0).all(dim=1))).all()
+
+
+class _EndOfFit:
+    """What the end-of-fit check reads from its trainer: the last logged values and the callbacks."""
+
+    def __init__(self, callback_metrics: dict[str, float], callbacks=()) -> None:
+        self.callback_metrics = {key: torch.tensor(value) for key, value in callback_metrics.items()}
+        self.callbacks = list(callbacks)
+
+
+def _chip_gap_warnings(module, callback_metrics, callbacks=()) -> list[str]:
+    module.trainer = _EndOfFit(callback_metrics, callbacks)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module.on_fit_end()
+    return [str(w.message) for w in caught if "chip_gap_tolerance" in str(w.message)]
+
+
+class _Error(PopulationAccuracy):
+    higher_is_better = False  # a loss-like torchmetrics metric: lower is better
+
+
+def test_a_chip_twin_that_scores_better_does_not_warn():
+    # The user's case: accuracy (higher is better) 0.5333 on the chip-ready copy vs 0.4 float.
+    module = make_module(net=tiny_net((6,)))
+    assert _chip_gap_warnings(module, {"val_acc": 0.4, "val_chip_acc": 0.5333}, [SignAnnealing()]) == []
+    # Lower is better: a chip-ready error below the float one is no gap either ...
+    module = make_module(net=tiny_net((6,)), metrics={"err": _Error(num_classes=CLASSES)})
+    assert _chip_gap_warnings(module, {"val_err": 0.4, "val_chip_err": 0.1}, [SignAnnealing()]) == []
+    # ... and one above it by more than the tolerance is.
+    (message,) = _chip_gap_warnings(module, {"val_err": 0.1, "val_chip_err": 0.4}, [SignAnnealing()])
+    assert "val_chip_err=0.4 vs val_err=0.1" in message
+
+
+def test_a_trailing_twin_within_the_tolerance_does_not_warn():
+    module = make_module(net=tiny_net((6,)), chip_gap_tolerance=0.1)
+    assert _chip_gap_warnings(module, {"val_acc": 0.8, "val_chip_acc": 0.75}, [SignAnnealing()]) == []
+    assert len(_chip_gap_warnings(module, {"val_acc": 0.8, "val_chip_acc": 0.6}, [SignAnnealing()])) == 1
+
+
+def test_the_chip_gap_advice_names_only_what_is_off():
+    gap = {"val_acc": 0.9, "val_chip_acc": 0.5}
+    # Every default on: no advice to turn on what is on; the annealing's own knobs instead.
+    (message,) = _chip_gap_warnings(make_module(net=tiny_net((6,))), gap, [SignAnnealing()])
+    assert "val_chip_acc=0.5 vs val_acc=0.9" in message
+    assert "sign_annealing=True" not in message and "clamp_weights=True" not in message
+    assert "alpha_end" in message and "SignPruning" in message
+    # Signs unconstrained (no SignAnnealing / SignPruning on the trainer), clamping on.
+    (message,) = _chip_gap_warnings(make_module(net=tiny_net((6,)), sign_annealing=False), gap, [])
+    assert "sign_annealing=True" in message and "clamp_weights=True" not in message
+    # Clamping off, signs trained by SignPruning.
+    (message,) = _chip_gap_warnings(make_module(net=tiny_net((6,)), clamp_weights=False), gap, [SignPruning()])
+    assert "clamp_weights=True" in message and "sign_annealing=True" not in message
+    # Both on with SignPruning: its schedule is the advice.
+    (message,) = _chip_gap_warnings(make_module(net=tiny_net((6,))), gap, [SignPruning()])
+    assert "end_fraction" in message and "sign_annealing=True" not in message
