@@ -31,7 +31,8 @@ def test_a_script_with_its_own_trainer_gets_the_quiet_console_from_snn_module(tm
     from nwave_lightning.module import SNNModule
 
     logging.getLogger("lightning.pytorch.utilities.rank_zero").filters.clear()  # as in a fresh process
-    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.INFO):
+    # Lightning's INFO lines at their default level (a trial process or a tune command before may have raised it).
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.INFO, logger="lightning.pytorch"):
         warnings.simplefilter("default")
         module = SNNModule(H1Classifier(in_ch=13, num_classes=2, neurons_per_class=2, hidden=[8]),
                            loss=PopulationLoss(num_classes=2, neurons_per_class=2))
