@@ -373,15 +373,22 @@ class TrialLines(ray.tune.Callback):
         self.history.setdefault(trial.trial_id, []).append({k: v for k, v in result.items() if isinstance(v, (int, float))})
 
     def rows(self, trial) -> list[dict]:
-        """The trial's reported epochs, one row each (an epoch reported again after a resume: the later row)."""
-        rows = self.history.get(trial.trial_id, [])
+        """The trial's reported epochs, one row each (an epoch reported again after a resume: the later row).
+
+        Earlier sessions' epochs come from ``result.json`` (Ray's JSON logger, which may still buffer the
+        newest lines), this session's from what this callback saw.
+        """
+        rows: list[dict] = []
         if self.experiment_dir:
             try:
                 with open(os.path.join(self.experiment_dir, trial_dirname(trial), "result.json"), encoding="utf-8") as handle:
                     rows = [json.loads(line) for line in handle if line.strip()]
             except (OSError, ValueError):
-                pass
-        by_epoch = {row.get("epoch", i + 1): row for i, row in enumerate(rows)}
+                rows = []
+        rows += self.history.get(trial.trial_id, [])
+        by_epoch = {row["epoch"]: row for row in rows if "epoch" in row}
+        if not by_epoch:  # a custom train_fn that reports no epoch
+            return self.history.get(trial.trial_id, [])
         return [by_epoch[epoch] for epoch in sorted(by_epoch)]
 
     def line(self, name: str, status: str, rows: list[dict], done: int, total: int) -> str:
