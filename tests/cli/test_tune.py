@@ -127,6 +127,32 @@ def _ray_saved_the_held_trial(experiment, epoch) -> bool:
     return False
 
 
+def _tune_held_before_epoch_3(tmp_path, epochs, **changes):
+    """Start `nwave tune` (epochs per trial) whose first trial waits before its third epoch while ``hold`` exists;
+    return once Ray's saved state lists that trial: ``(process, config path, experiment folder, hold file)``.
+
+    A kill or Ctrl-C then lands at a known point, after Ray saved the experiment state holding the trial's latest
+    checkpoint (Tune resumes from that state, which it writes on its own schedule).
+    """
+    path = tune_config(tmp_path, **changes)
+    config = yaml.safe_load(open(path))
+    config["trainer"]["max_epochs"] = epochs
+    hold = tmp_path / "hold"
+    hold.touch()
+    config["trainer"]["callbacks"] = [{"class_path": "tests.cli._faults.HoldAtEpoch", "init_args": {"epoch": 2, "hold_file": str(hold)}}]
+    open(path, "w").write(yaml.safe_dump(config))
+    experiment = tmp_path / "runs" / "kws"
+    proc = _nwave_tune(path, tmp_path)
+    deadline = time.monotonic() + 300
+    while not _ray_saved_the_held_trial(experiment, epoch=2):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            hold.unlink()
+            pytest.fail(proc.stdout.read() if proc.poll() is not None else "timeout")
+        time.sleep(0.1)
+    return proc, path, experiment, hold
+
+
 def test_a_rerun_with_other_settings_is_refused_listing_them(tmp_path, capsys):
     """Ray would continue the stored experiment with its own settings and ignore the new ones: refused, listed."""
     path = tune_config(tmp_path)
@@ -148,20 +174,8 @@ def test_a_rerun_with_other_settings_is_refused_listing_them(tmp_path, capsys):
 @pytest.mark.slow
 def test_ctrl_c_stops_tune_with_status_130_and_says_how_to_go_on(tmp_path):
     """Ray stops the experiment gracefully and saves its state; the command says so and exits as a Ctrl-C'd one."""
-    path = tune_config(tmp_path, num_samples=2)
-    config = yaml.safe_load(open(path))
-    config["trainer"]["max_epochs"] = 4
-    hold = tmp_path / "hold"
-    hold.touch()
-    config["trainer"]["callbacks"] = [{"class_path": "tests.cli._faults.HoldAtEpoch", "init_args": {"epoch": 2, "hold_file": str(hold)}}]
-    open(path, "w").write(yaml.safe_dump(config))
-    experiment = tmp_path / "runs" / "kws"
-    proc = _nwave_tune(path, tmp_path)
+    proc, _, experiment, hold = _tune_held_before_epoch_3(tmp_path, epochs=4, num_samples=2)
     try:
-        deadline = time.monotonic() + 300
-        while not _ray_saved_the_held_trial(experiment, epoch=2):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
-            time.sleep(0.1)
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's foreground group
         out, _ = proc.communicate(timeout=180)
     finally:
@@ -207,26 +221,9 @@ def test_killed_tune_resumes_with_the_same_command(tmp_path):
     """SIGKILL the whole `nwave tune` mid-experiment; the killed trial is incomplete in the report, never ok;
     the same command resumes and finishes every trial (it used to start a new experiment beside it)."""
     epochs = 4
-    path = tune_config(tmp_path, num_samples=3, data={"n_train": 64})
-    config = yaml.safe_load(open(path))
-    config["trainer"]["max_epochs"] = epochs
-    # The first trial waits before its third epoch while this file exists: the kill lands after Ray saved the
-    # experiment state holding the trial's latest checkpoint. (Tune resumes from that state, which it writes on
-    # its own schedule; a kill between a checkpoint and the next save is Ray's to recover, not the framework's.)
-    hold = tmp_path / "hold"
-    hold.touch()
-    config["trainer"]["callbacks"] = [{"class_path": "tests.cli._faults.HoldAtEpoch", "init_args": {"epoch": 2, "hold_file": str(hold)}}]
-    open(path, "w").write(yaml.safe_dump(config))
-    experiment = tmp_path / "runs" / "kws"
-    proc = _nwave_tune(path, tmp_path)
-    try:
-        deadline = time.monotonic() + 300
-        while not _ray_saved_the_held_trial(experiment, epoch=2):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
-            time.sleep(0.1)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    proc, path, experiment, hold = _tune_held_before_epoch_3(tmp_path, epochs, num_samples=3, data={"n_train": 64})
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
     hold.unlink()
     killed = experiment_table(str(experiment), "val_chip_acc", "max")
     assert "incomplete" in set(killed["status"])
