@@ -195,10 +195,22 @@ def console_main() -> None:
     The framework's own checks raise ``ValueError`` (``PreflightError`` and
     ``MemoryGuardError`` too) with a message that says what to change: it is
     printed as ``nwave: error: <message>`` (exit status 2, as for a bad
-    option), without a traceback. :func:`main` raises it.
+    option), without a traceback. A ``ValueError`` raised elsewhere (a user's
+    datamodule, a library) keeps its traceback. :func:`main` raises both.
     """
     try:
         main()
     except ValueError as error:
+        if not _raised_by_the_framework(error):
+            raise
         print(f"nwave: error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def _raised_by_the_framework(error: BaseException) -> bool:
+    """Whether ``error`` was raised in this package's code (the innermost frame of its traceback)."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(package + os.sep)

@@ -41,8 +41,11 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import importlib.util
+import json
 import os
+import shlex
 from typing import Any, Optional, Union
 
 from ..io import atomic_write
@@ -128,7 +131,7 @@ def tune(
     from ..hpo.engine import ExperimentInterrupted, ExperimentSettings, choose_experiment, experiment_path, is_remote, run_experiment, trial_spec
     from ..hpo.memory_guard import MemoryGuard
     from ..hpo.preflight import callback_monitors, domain_problems, dry_run, metric_problems, raise_problems, search_space_problems
-    from ..hpo.space import parse_search_space, upper_bound
+    from ..hpo.space import apply_overrides, parse_search_space, upper_bound
     from ..hpo.trial import ConfigTrial, run_trial
 
     missing = [name for name in ("tbparse", "pandas") if report and importlib.util.find_spec(name) is None]
@@ -196,7 +199,10 @@ def tune(
             model_bytes=dry.model_bytes,
         )
     except ExperimentInterrupted as stop:
-        print(f"\nInterrupted: the experiment's state is saved in {stop.path}; rerun the same command to continue it "
+        # `--resume false` (or a renamed new experiment) would start yet another one: name this one.
+        again = ("the same command" if resume is not False and settings.experiment_name == experiment_name
+                 else f"the command with --experiment_name {settings.experiment_name} --resume true")
+        print(f"\nInterrupted: the experiment's state is saved in {stop.path}; rerun {again} to continue it "
               "(finished trials are kept).", flush=True)
         raise SystemExit(130) from None
     from ..hpo.results import BEST_MODEL_FILE, best_epoch_metrics, best_result, describe_best
@@ -212,11 +218,15 @@ def tune(
         import yaml
 
         best_config = os.path.join(exp_dir, BEST_CONFIG)
-        _save_text(best_config, yaml.safe_dump(trial.config_for(best.config), sort_keys=False))
+        # The launch's fit sections with the trial's values (not the logging a trial hands to the engine);
+        # samplers may give NumPy scalars, which YAML does not take.
+        values = json.loads(json.dumps(dict(best.config), default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+        _save_text(best_config, yaml.safe_dump(apply_overrides(copy.deepcopy(base), values), sort_keys=False))
         print(f"Best trial's fit config: {best_config}")
         if best.checkpoint is not None:
             weights = os.path.join(best.checkpoint.path, BEST_MODEL_FILE)
-            print(f"  to the chip: nwave export --config {best_config} --ckpt_path {weights} --output model.json")
+            print(f"  to the chip: nwave export --config {shlex.quote(best_config)} --ckpt_path {shlex.quote(weights)} "
+                  "--output model.json")
     if report and not is_remote(exp_dir):
         from ..hpo.report import write_report
 
@@ -228,8 +238,8 @@ def tune(
 def check_same_experiment(experiment_dir: str, launched: str) -> None:
     """Before resuming: the experiment in ``experiment_dir`` must have been launched with the same settings.
 
-    Ray continues an experiment with the settings it was launched with (search space, samples, scheduler,
-    the fit config of every trial); other settings on the command line would be ignored without a word.
+    Ray continues an experiment with the search space, samples and scheduler it was launched with, while its
+    unfinished trials would rebuild from this launch's fit config: a mix no one asked for, without a word.
     ``launched`` is this launch's config (YAML); the experiment's own is its ``tune_config.yaml``.
 
     Raises:
@@ -244,8 +254,9 @@ def check_same_experiment(experiment_dir: str, launched: str) -> None:
     with open(stored, encoding="utf-8") as handle:
         before = _flat(yaml.safe_load(handle))
     after = _flat(yaml.safe_load(launched))
-    changed = sorted(key for key in before.keys() | after.keys()
-                     if before.get(key) != after.get(key) and key.split(".")[0] not in _RESUME_FREE_KEYS)
+    # Keys on one side only are arguments an upgrade of Lightning or of the framework added or removed, not settings.
+    changed = sorted(key for key in before.keys() & after.keys()
+                     if before[key] != after[key] and key.split(".")[0] not in _RESUME_FREE_KEYS)
     if changed:
         lines = "".join(f"\n  {key}: {before.get(key)!r} -> {after.get(key)!r}" for key in changed[:12])
         more = f"\n  ... and {len(changed) - 12} more" if len(changed) > 12 else ""

@@ -395,6 +395,8 @@ def run_experiment(
             tuner = tune.Tuner(trainable, param_space=dict(param_space), tune_config=tune_config, run_config=run_config)
         results = tuner.fit()
     summarize_failures(results)
-    if lines.interrupted:
+    # Ray's own line says it was interrupted; trials neither finished nor failed say it too (the line may not
+    # reach the filter: a logger configured away, Ray Client).
+    if lines.interrupted or results.num_terminated + results.num_errors < len(results):
         raise ExperimentInterrupted(path, results)
     return results, recommendation

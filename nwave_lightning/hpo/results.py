@@ -382,9 +382,14 @@ class TrialLines(ray.tune.Callback):
         if self.experiment_dir:
             try:
                 with open(os.path.join(self.experiment_dir, trial_dirname(trial), "result.json"), encoding="utf-8") as handle:
-                    rows = [json.loads(line) for line in handle if line.strip()]
-            except (OSError, ValueError):
-                rows = []
+                    lines = handle.readlines()
+            except OSError:
+                lines = []
+            for line in lines:
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:  # a line the logger is still writing
+                    continue
         rows += self.history.get(trial.trial_id, [])
         by_epoch = {row["epoch"]: row for row in rows if "epoch" in row}
         if not by_epoch:  # a custom train_fn that reports no epoch

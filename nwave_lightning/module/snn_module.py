@@ -635,16 +635,18 @@ class SNNModule(pl.LightningModule):
         ``chip_gap_tolerance`` counts. A metric without a direction counts when the two differ.
         """
         logged = self.trainer.callback_metrics
-        gaps = []
+        gaps, directed = [], True
         for name in self.metric_names:
             float_key, chip_key = f"val_{name}", f"{CHIP_STAGES['val']}_{name}"
             if float_key in logged and chip_key in logged:
                 float_value, chip_value = float(logged[float_key]), float(logged[chip_key])
                 if _chip_trails(float_value, chip_value, self._higher_is_better[name], self.chip_gap_tolerance):
                     gaps.append(f"{chip_key}={chip_value:.4g} vs {float_key}={float_value:.4g}")
+                    directed = directed and self._higher_is_better[name] is not None
         if gaps:
+            verdict = "scores worse than" if directed else "scores far from"
             rank_zero_warn(
-                f"SNNModule: the chip-ready network (to_chip(net)) scores worse than the float one at the end of fit: "
+                f"SNNModule: the chip-ready network (to_chip(net)) {verdict} the float one at the end of fit: "
                 f"{'; '.join(gaps)} (more than chip_gap_tolerance={self.chip_gap_tolerance}). The float weights rely "
                 f"on what the chip cannot store. {_chip_gap_advice(self.trainer.callbacks, self.clamp_weights)} "
                 "Monitor val_chip_* in BestModelCheckpoint / early stopping, so the kept model is the chip's best."

@@ -197,6 +197,18 @@ def test_the_command_prints_the_frameworks_errors_without_a_traceback(entry, tmp
     assert not (tmp_path / "model.onnx").exists()
 
 
+def test_a_value_error_from_outside_the_framework_keeps_its_traceback(monkeypatch):
+    """Only the framework's own checks become one line; a user's datamodule or a library failing keeps the traceback."""
+    from nwave_lightning.cli import app
+
+    def users_code(*args, **kwargs):
+        raise ValueError("too many values to unpack (expected 2)")
+
+    monkeypatch.setattr(app, "main", users_code)
+    with pytest.raises(ValueError, match="too many values to unpack"):
+        app.console_main()
+
+
 def test_validate_and_test_from_a_checkpoint(tmp_path, capsys):
     cli = _fit(tmp_path, "--trainer.max_epochs=1")
     checkpoint = cli.trainer.checkpoint_callback.last_model_path

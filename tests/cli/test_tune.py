@@ -153,6 +153,17 @@ def _tune_held_before_epoch_3(tmp_path, epochs, **changes):
     return proc, path, experiment, hold
 
 
+def capsys_free_dump(path) -> str:
+    """The launch config `nwave tune --config path` would store (what --print_config prints)."""
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), pytest.raises(SystemExit):
+        main(["tune", "--config", path, "--print_config"])
+    return buffer.getvalue()
+
+
 def test_a_rerun_with_other_settings_is_refused_listing_them(tmp_path, capsys):
     """Ray would continue the stored experiment with its own settings and ignore the new ones: refused, listed."""
     path = tune_config(tmp_path)
@@ -169,6 +180,11 @@ def test_a_rerun_with_other_settings_is_refused_listing_them(tmp_path, capsys):
     assert "num_samples: 2 -> 5" in message and "trainer.max_epochs: 2 -> 3" in message and "report" not in message.split("\n")[1]
     assert sorted(os.listdir(experiment)) == ["tune_config.yaml", "tuner.pkl"]  # nothing ran
     check_same_experiment(str(experiment), (experiment / "tune_config.yaml").read_text())  # the same settings pass
+    # An argument an upgrade added (on one side only) is not a setting the user changed.
+    stored = yaml.safe_load((experiment / "tune_config.yaml").read_text())
+    stored["trainer"]["an_argument_of_an_older_version"] = True
+    (experiment / "tune_config.yaml").write_text(yaml.safe_dump(stored))
+    check_same_experiment(str(experiment), capsys_free_dump(path))
 
 
 @pytest.mark.slow

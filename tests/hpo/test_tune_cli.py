@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 
 import pandas as pd
 import pytest
@@ -154,7 +155,7 @@ def test_tune_yaml_runs_the_experiment(ray_local, tmp_path, capsys):
         assert (experiment / "report" / name).stat().st_size > 0
     # The printed export command takes the best trial to the chip: its fit config rebuilds the trial's network.
     (command,) = [line.split("to the chip: ", 1)[1] for line in out.splitlines() if "to the chip: " in line]
-    args = command.split()[1:]
+    args = shlex.split(command)[1:]
     args[args.index("--output") + 1] = str(tmp_path / "best.npz")
     main(args)
     best_trial = table.index[0]
