@@ -5,7 +5,7 @@ A config is what ``nwave fit --config`` reads: ``model`` (``class_path``
 ``loss``, ``metrics`` as class paths), ``data`` (any LightningDataModule by class path),
 ``trainer`` and ``seed_everything``. ``nwave fit`` (through :class:`RunCLI`), every
 ``nwave tune`` trial and every ``HPOWrapper`` trial build through the same parser, so a
-trial of either kind is a config.
+trial of either kind is a config (an ``HPOWrapper`` trial's holds the objects its builders made).
 
 Defaults that differ from a bare Trainer: a TensorBoard logger writing to
 ``runs/<name>/version_<n>`` without the ``hp_metric`` placeholder, and (unless the config
@@ -133,6 +133,8 @@ def build_from_config(config: dict) -> Run:
         with warnings.catch_warnings():
             # LightningCLI warns (with the whole config) when args come with a command line; here they are meant to.
             warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
+            # A config may hold objects built already (an HPOWrapper trial's model, loss, data); they are kept as they are.
+            warnings.filterwarnings("ignore", message=r"\s*Unable to serialize instance")
             cli = RunCLI(**cli_kwargs(args=config, run=False, save_config_callback=None))
     except SystemExit as err:  # jsonargparse reports and exits on a bad config
         raise ValueError(f"build_from_config: the config does not parse (exit status {err.code}); see the message above") from None

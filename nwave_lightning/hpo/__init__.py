@@ -2,9 +2,8 @@
 
 ``HPOWrapper`` (Python) and ``nwave tune --config configs/tune_<x>.yaml`` (YAML) are
 two front doors to one engine (:mod:`nwave_lightning.hpo.engine`) and one trial entry
-point (:func:`~nwave_lightning.hpo.trial.run_trial` with a
-:class:`~nwave_lightning.hpo.trial.TrialSpec`); every trial trains through the same
-``SNNModule``, callbacks and data as ``nwave fit``. This package knows nothing of the
+point (:func:`~nwave_lightning.hpo.trial.run_trial`); every trial is a fit config built by
+``build_from_config``, as ``nwave fit`` builds its run. This package knows nothing of the
 command line.
 Names are imported on first use, so ``nwave fit`` does not pay for importing Ray.
 

@@ -1,26 +1,10 @@
-"""Namespaced trial configs and search spaces (Ray Tune domains or plain YAML).
-
-Every tunable value lives under one flat, dotted key whose first part names the
-component it configures (the vendor SDK's namespaces)::
-
-    model.<name>                  -> model_builder(model_cfg)
-    loss.<loss_name>.<name>       -> loss_builders[loss_name](loss_cfg)
-    metric.<metric_name>.<name>   -> metric_builders[metric_name](metric_cfg)
-    optim.<name>                  -> optimizer (name, lr, weight_decay, ...)
-    sched.<name>                  -> LR scheduler (``sched.cfg`` may hold the whole dict)
-    nwave.<scheduler>.<name>      -> SurrogateScheduler / SignAnnealing
-    trainer.<name>                -> Lightning Trainer (epochs, device, ...)
-    data.<name>                   -> dataset_builder(dataset_path, data_cfg)
-    early_stop.<name>             -> NWaveEarlyStopping
+"""Search spaces: Ray Tune domains, or their plain-YAML spelling, and dotted paths into a config.
 
 A YAML file cannot hold ``tune.choice(...)`` objects, so a plain mapping with one
 known key stands for a domain: ``{choice: [32, 64]}``, ``{loguniform: [1e-4, 1e-2]}``,
 ``{grid: [1, 2]}`` ... (see :data:`YAML_DOMAINS`). Any other value is fixed.
 
 Example:
-    >>> cfg = split_config({"model.hidden": 32, "loss.main.rate": 0.3, "nwave.surrogate.policy": "linear"})
-    >>> cfg.model, cfg.loss, cfg.nwave
-    ({'hidden': 32}, {'main': {'rate': 0.3}}, {'surrogate': {'policy': 'linear'}})
     >>> space = parse_search_space({"optim.lr": {"loguniform": [1e-4, 1e-2]}, "model.hidden": {"grid": [8, 16]}})
     >>> type(space["optim.lr"]).__name__, space["model.hidden"]
     ('Float', {'grid_search': [8, 16]})
@@ -30,33 +14,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from ray import tune
 from ray.tune.search.sample import Categorical, Domain
 
-__all__ = [
-    "NAMESPACES",
-    "NESTED_NAMESPACES",
-    "YAML_DOMAINS",
-    "SplitConfig",
-    "apply_overrides",
-    "domain_values",
-    "flatten_params",
-    "is_tunable",
-    "namespaced_key",
-    "parse_domain",
-    "parse_search_space",
-    "split_config",
-    "upper_bound",
-]
-
-#: Namespaces whose keys are ``<namespace>.<param>``.
-FLAT_NAMESPACES = ("model", "optim", "sched", "trainer", "data", "early_stop")
-#: Namespaces whose keys are ``<namespace>.<component>.<param>``.
-NESTED_NAMESPACES = ("loss", "metric", "nwave")
-NAMESPACES = FLAT_NAMESPACES + NESTED_NAMESPACES
+__all__ = ["YAML_DOMAINS", "apply_overrides", "domain_values", "is_domain", "parse_domain", "parse_search_space", "upper_bound"]
 
 #: Plain-YAML domain name -> Ray Tune constructor (list args positional, mapping args by keyword).
 YAML_DOMAINS = {
@@ -73,100 +36,8 @@ YAML_DOMAINS = {
 }
 
 
-def namespaced_key(namespace: str, *parts: str) -> str:
-    """Join a namespace and its parts into a flat key, checking the namespace.
-
-    >>> namespaced_key("loss", "main", "correct_rate")
-    'loss.main.correct_rate'
-    """
-    if namespace not in NAMESPACES:
-        raise ValueError(f"namespace={namespace!r} is not one of {list(NAMESPACES)}")
-    for part in parts:
-        if not isinstance(part, str) or not part:
-            raise ValueError(f"name={part!r} under namespace {namespace!r} must be a non-empty string")
-    return ".".join((namespace, *parts))
-
-
-def flatten_params(params: Mapping[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
-    """Flatten fixed/bound parameters into dotted keys.
-
-    Accepts dotted keys (``{"model.in_ch": 13}``) or one mapping per namespace
-    (``{"model": {"in_ch": 13}, "loss": {"main": {"rate": 0.3}}}``); values inside
-    a parameter (e.g. ``sched.cfg = {"name": "step"}``) are kept whole.
-
-    >>> flatten_params({"model": {"in_ch": 13}, "loss": {"main": {"w": 1.0}}}, **{"trainer.epochs": 3})
-    {'model.in_ch': 13, 'loss.main.w': 1.0, 'trainer.epochs': 3}
-    """
-    merged = dict(params or {})
-    merged.update(kwargs)
-    flat: dict[str, Any] = {}
-    for key, value in merged.items():
-        if not isinstance(key, str):
-            raise ValueError(f"parameter key {key!r} must be a string like 'model.hidden_1'")
-        namespace, _, rest = key.partition(".")
-        if namespace not in NAMESPACES:
-            raise ValueError(
-                f"parameter key {key!r} does not start with a namespace; use one of "
-                f"{[n + '.' for n in NAMESPACES]} (e.g. 'model.{key}')"
-            )
-        if rest:
-            flat[key] = value
-            continue
-        if not isinstance(value, Mapping):
-            raise ValueError(f"parameters[{key!r}] must be a mapping of {key}.* values, got {value!r}")
-        for name, inner in value.items():
-            if namespace in NESTED_NAMESPACES and isinstance(inner, Mapping) and not _domain_name(inner):
-                for param, leaf in inner.items():
-                    flat[namespaced_key(namespace, str(name), str(param))] = leaf
-            else:
-                flat[namespaced_key(namespace, str(name))] = inner
-    return flat
-
-
-@dataclass
-class SplitConfig:
-    """One trial's flat config split by namespace (what each builder receives)."""
-
-    model: dict = field(default_factory=dict)
-    loss: dict = field(default_factory=dict)
-    metric: dict = field(default_factory=dict)
-    optim: dict = field(default_factory=dict)
-    sched: dict = field(default_factory=dict)
-    nwave: dict = field(default_factory=dict)
-    trainer: dict = field(default_factory=dict)
-    data: dict = field(default_factory=dict)
-    early_stop: dict = field(default_factory=dict)
-    other: dict = field(default_factory=dict)
-
-
-def split_config(config: Mapping[str, Any]) -> SplitConfig:
-    """Split a flat dotted config into per-namespace dicts (nested ones by component).
-
-    Keys outside the namespaces are kept in ``.other`` (Ray may add its own).
-    """
-    out = SplitConfig()
-    for key, value in config.items():
-        namespace, _, rest = str(key).partition(".")
-        if namespace not in NAMESPACES or not rest:
-            out.other[key] = value
-            continue
-        section = getattr(out, namespace)
-        if namespace in NESTED_NAMESPACES:
-            component, _, param = rest.partition(".")
-            if not param:
-                # "loss.main" bound to a whole dict: merge it as that component's config.
-                if isinstance(value, Mapping):
-                    section.setdefault(component, {}).update(value)
-                else:
-                    out.other[key] = value
-                continue
-            section.setdefault(component, {})[param] = value
-        else:
-            section[rest] = value
-    return out
-
-
 def _domain_name(value: Any) -> str | None:
+    """The domain a plain-YAML mapping spells (``choice``, ``grid_search``...), else None."""
     if isinstance(value, Mapping) and len(value) == 1:
         (name,) = value.keys()
         if name in YAML_DOMAINS or name == "grid_search":
@@ -220,9 +91,13 @@ def parse_search_space(space: Mapping[str, Any] | None) -> dict[str, Any]:
     return {str(key): parse_domain(value, str(key)) for key, value in space.items()}
 
 
-def is_tunable(value: Any) -> bool:
-    """True for a Ray Tune domain or a grid search (anything Ray samples per trial)."""
-    return isinstance(value, Domain) or (isinstance(value, Mapping) and set(value) == {"grid_search"})
+def is_domain(value: Any) -> bool:
+    """Whether ``value`` is a plain-YAML domain (``{choice: [...]}``, ``{grid_search: [...]}``...).
+
+    >>> is_domain({"choice": [1, 2]}), is_domain({"name": "step"})
+    (True, False)
+    """
+    return _domain_name(value) is not None
 
 
 def domain_values(value: Any) -> list[Any] | None:

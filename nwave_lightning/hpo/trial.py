@@ -1,22 +1,17 @@
-"""One trial: the vendor SDK's flow from a sampled config to per-epoch reports.
+"""One trial: from a sampled config to per-epoch reports to Ray Tune.
 
-1. split the flat config by namespace (``model.*``, ``loss.<name>.*``, ...);
-2. build the model (``model_builder(model_cfg)``) and the data
-   (``dataset_builder(dataset_path, data_cfg)`` -> ``(train_loader, val_loader)``,
-   a dict with ``train``/``val`` or a LightningDataModule);
-3. validate the model output contract on one batch;
-4. build losses and metrics from their per-trial configs;
-5. build the optimizer and LR scheduler (default names or custom builders);
-6. build the NWAVE callbacks (surrogate, sign annealing, early stop, best model);
-7. run ``train_fn(ctx)`` (:func:`train_one_trial` by default: Lightning +
-   :class:`~nwave_lightning.hpo.results.TuneEpochReport`);
-8. every epoch reports the vendor SDK's keys to Tune with ``best_model.pt`` attached.
+Every trial is a fit config built by :func:`nwave_lightning.run.build_from_config` (the
+builder of ``nwave fit`` too) and trained by :func:`fit_trial`:
 
-A custom ``train_fn(ctx)`` receives a :class:`TrialContext` (model, loaders,
-losses, metrics, optimizer, scheduler, callbacks, config) and must call
-``ctx.report(metrics, checkpoint_dir=...)`` once per epoch; put ``best_model.pt``
-(``{"epoch", "best_selected_metric", "state_dict"}``) in ``checkpoint_dir`` for the
-vendor SDK's restore snippet to work.
+* ``nwave tune``: :class:`ConfigTrial` writes the sampled values into the launch's fit config;
+* ``HPOWrapper``: :class:`Builders` applies the vendor SDK's builders to the namespaced
+  config (:mod:`~nwave_lightning.hpo.namespaced`) and hands the pieces to ``train_fn(ctx)``
+  as a :class:`TrialContext`; the default :func:`train_one_trial` makes them a fit config.
+
+:func:`run_trial` is the Ray Tune trainable of both (on Ray Train workers when a trial has
+several). A custom ``train_fn(ctx)`` calls ``ctx.report(metrics, checkpoint_dir=...)`` once
+per epoch; ``best_model.pt`` (``{"epoch", "best_selected_metric", "state_dict"}``) in
+``checkpoint_dir`` is what the vendor SDK's restore snippet loads. docs/tune.md tells the story.
 
 Example:
     >>> import torch
@@ -40,17 +35,24 @@ import lightning.pytorch as pl
 import ray.tune
 import torch
 
+from ..callbacks import BestModelCheckpoint, NonFiniteError
 from ..console import quiet_trial_process
-from ..run import build_from_config
-from .builders import TRIAL_OWNED_TRAINER_ARGS, lr_scheduler_spec, nwave_callbacks, optimizer_spec, trainer_kwargs
+from ..module.contract import unpack_batch, validate_contract
+from ..run import Run, build_from_config
 from .distributed import current_trial_dir, enter_launch_dir, run_distributed_trial, save_measured_coverage
-from .results import BEST_MODEL_FILE, TRIAL_STATE_FILE, TuneEpochReport, check_metric_reported, trial_dirname, write_outcome
-from .space import SplitConfig, apply_overrides, split_config
+from .namespaced import TRIAL_OWNED_TRAINER_ARGS, SplitConfig, lr_scheduler_spec, split_config, trainer_kwargs
+from .results import BEST_MODEL_FILE, TRIAL_STATE_FILE, TuneEpochReport, check_metric_reported, write_outcome
+from .space import apply_overrides
 
-__all__ = ["Builders", "ConfigTrial", "TrialContext", "TrialRun", "TrialSpec", "fit_lightning", "run_trial", "train_one_trial", "trial_dirname"]
+__all__ = [
+    "Builders", "ConfigTrial", "NamedLoss", "TrialContext", "TrialRun", "TrialSpec", "fit_trial", "run_trial",
+    "train_one_trial",
+]
 
 #: Folder (inside the trial folder) holding the trial's TensorBoard events.
 TENSORBOARD_DIR = "tensorboard"
+#: The class every trial trains (``nwave tune`` configs may name a subclass).
+_MODULE_CLASS = "nwave_lightning.module.SNNModule"
 
 
 @dataclass
@@ -58,8 +60,8 @@ class TrialSpec:
     """What every Tune trial gets besides its sampled config (shipped to the trial processes).
 
     ``build_and_fit(config, run: TrialRun)`` builds and trains one trial: a :class:`ConfigTrial`
-    (``nwave tune``) or a :class:`Builders` (``HPOWrapper``). :func:`run_trial` calls it in the
-    trial process, or on every Ray Train worker when ``num_workers > 1``.
+    or a :class:`Builders`. :func:`run_trial` calls it in the trial process, or on every Ray
+    Train worker when ``num_workers > 1``.
     """
 
     build_and_fit: Callable[..., Any]
@@ -85,8 +87,27 @@ class TrialRun:
 
 
 @dataclass
+class ConfigTrial:
+    """An ``nwave tune`` trial: the launch's fit config with the sampled dotted-path values."""
+
+    base_config: dict
+    metric: str
+    mode: str
+
+    def config_for(self, values: Mapping[str, Any]) -> dict:
+        """The trial's fit config."""
+        return _owned_by_the_trial(apply_overrides(copy.deepcopy(self.base_config), values))
+
+    def __call__(self, values, run: TrialRun) -> None:
+        built = build_from_config(self.config_for(values))
+        check_model_contract(getattr(built.model, "net", built.model), _sample_input(None, None, built.datamodule))
+        with tempfile.TemporaryDirectory(prefix="nwave_best_") as best_dir:
+            fit_trial(built, run, metric=self.metric, mode=self.mode, best_dir=best_dir, hparams=values)
+
+
+@dataclass
 class Builders:
-    """An ``HPOWrapper`` trial: the vendor SDK's builders applied to the namespaced config (steps 1-8)."""
+    """An ``HPOWrapper`` trial: the vendor SDK's builders applied to the namespaced config, then ``train_fn(ctx)``."""
 
     model_builder: Callable
     dataset_builder: Callable
@@ -101,62 +122,28 @@ class Builders:
 
     def __call__(self, config, run: TrialRun) -> None:
         with tempfile.TemporaryDirectory(prefix="nwave_best_") as best_dir:
-            self.train_fn(build_trial_context(config, self, self.dataset_path, run=run, best_dir=best_dir))
-
-
-@dataclass
-class ConfigTrial:
-    """An ``nwave tune`` trial: the fit config with the sampled dotted-path values, built by ``build_from_config``."""
-
-    base_config: dict
-    metric: str
-    mode: str
-
-    def config_for(self, values: Mapping[str, Any]) -> dict:
-        """The trial's fit config (the trial owns logging, checkpoints and progress output)."""
-        config = apply_overrides(copy.deepcopy(self.base_config), values)
-        trainer = config.setdefault("trainer", {})
-        trainer["logger"], trainer["enable_checkpointing"], trainer["enable_progress_bar"] = False, False, False
-        return config
-
-    def __call__(self, values, run: TrialRun) -> None:
-        from ..callbacks import BestModelCheckpoint
-
-        built = build_from_config(self.config_for(values))
-        check_model_contract(getattr(built.model, "net", built.model), _sample_input(None, None, built.datamodule))
-        callbacks = [cb for cb in (built.trainer_kwargs.get("callbacks") or []) if not isinstance(cb, BestModelCheckpoint)]
-        kwargs = {k: v for k, v in built.trainer_kwargs.items() if k not in TRIAL_OWNED_TRAINER_ARGS}
-        if kwargs.get("devices") in ("auto", -1, None):
-            kwargs["devices"] = 1  # one process per trial; several workers go through Ray Train
-        with tempfile.TemporaryDirectory(prefix="nwave_best_") as best_dir:
-            best = BestModelCheckpoint(metric=self.metric, mode=self.mode, dirpath=best_dir)
-            reporter = TuneEpochReport(self.metric, os.path.join(best_dir, BEST_MODEL_FILE), report_fn=run.report_fn)
-            fit_lightning(built.model, run, reporter, callbacks=[*callbacks, best], trainer_args=kwargs,
-                          hparams=values, datamodule=built.datamodule)
+            self.train_fn(build_trial_context(config, self, run=run, best_dir=best_dir))
 
 
 @dataclass
 class TrialContext:
-    """Everything ``train_fn(ctx)`` needs, built from one trial's config."""
+    """Everything ``train_fn(ctx)`` needs, built from one ``HPOWrapper`` trial's config."""
 
-    config: dict
-    cfg: SplitConfig
+    config: dict  # the flat namespaced config
+    cfg: SplitConfig  # the same, split by namespace
     spec: Builders
+    run: TrialRun
     model: torch.nn.Module
     train_loader: Any = None
     val_loader: Any = None
     datamodule: Any = None
     losses: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
-    optimizer: Any = None
+    optimizer: Any = None  # built on the model's parameters, for a custom train_fn
     scheduler: Any = None
-    optimizer_factory: Callable | str | dict = "adam"
+    optimizer_factory: Callable | dict = field(default_factory=dict)  # what SNNModule builds its own from
     scheduler_factory: Callable | dict | None = None
-    surrogate_scheduler: Any = None
-    sign_annealing: Any = None
-    early_stopping: Any = None
-    best_checkpoint: Any = None
-    run: TrialRun = field(default_factory=lambda: TrialRun("."))
+    callbacks: list = field(default_factory=list)  # the NWAVE callbacks the config enables, best_model.pt's included
     best_dir: str = "."
     _reported_once: bool = False
 
@@ -179,33 +166,37 @@ class TrialContext:
         return self.run.checkpoint
 
     @property
-    def report_fn(self) -> Callable | None:
-        """What :meth:`report` sends through (``ray.tune.report`` when None)."""
-        return self.run.report_fn
-
-    @property
-    def distributed(self) -> bool:
-        """Whether this is one of several Ray Train workers of the trial (DDP)."""
-        return self.run.distributed
-
-    @property
     def log_dir(self) -> str:
         """Where the trial's TensorBoard events go (inside the trial folder)."""
         return self.run.log_dir
 
-    @property
-    def callbacks(self) -> list:
-        """The NWAVE Lightning callbacks of this trial (the ones its config enables)."""
-        found = (self.surrogate_scheduler, self.sign_annealing, self.early_stopping, self.best_checkpoint)
-        return [cb for cb in found if cb is not None]
-
     def report(self, metrics: Mapping[str, Any], checkpoint_dir: str | None = None) -> None:
-        """Report one epoch to Tune (for custom ``train_fn``); checks the selected metric once."""
+        """Report one epoch to Tune (for a custom ``train_fn``); checks the selected metric once."""
         if not self._reported_once:
             check_metric_reported(self.metric, metrics)
             self._reported_once = True
         checkpoint = ray.tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         (self.run.report_fn or ray.tune.report)(dict(metrics), checkpoint=checkpoint)
+
+
+def _owned_by_the_trial(config: dict) -> dict:
+    """A fit config without the logger, checkpoints and progress bar ``nwave fit`` adds: :func:`fit_trial` owns them."""
+    config.setdefault("trainer", {}).update(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    return config
+
+
+class _Loaders(pl.LightningDataModule):
+    """The loaders a ``dataset_builder`` returned, as the datamodule of the trial's fit config."""
+
+    def __init__(self, train_loader: Any, val_loader: Any) -> None:
+        super().__init__()
+        self.train_loader, self.val_loader = train_loader, val_loader
+
+    def train_dataloader(self):
+        return self.train_loader
+
+    def val_dataloader(self):
+        return [] if self.val_loader is None else self.val_loader  # no loader: no validation
 
 
 def _split_data(data: Any) -> tuple[Any, Any, Any]:
@@ -222,8 +213,6 @@ def _split_data(data: Any) -> tuple[Any, Any, Any]:
 
 
 def _sample_input(train_loader: Any, val_loader: Any, datamodule: Any) -> torch.Tensor:
-    from ..module.contract import unpack_batch
-
     if datamodule is not None:
         datamodule.prepare_data()
         datamodule.setup("fit")
@@ -235,9 +224,7 @@ def _sample_input(train_loader: Any, val_loader: Any, datamodule: Any) -> torch.
 
 @torch.no_grad()
 def check_model_contract(model: torch.nn.Module, x: torch.Tensor) -> None:
-    """Step 3: one forward pass on a real batch, checked by ``validate_contract``."""
-    from ..module.contract import validate_contract
-
+    """One forward pass on a real batch, checked by ``validate_contract`` before any training."""
     was_training = model.training
     model.train(False)
     try:
@@ -256,65 +243,48 @@ class _BoundBuilder:
         return self.builder(first, self.cfg)
 
 
-def _build_optimizers(ctx: TrialContext, max_epochs: int | None) -> None:
+def build_trial_context(
+    config: Mapping[str, Any], spec: Builders, *, run: TrialRun, best_dir: str | None = None
+) -> TrialContext:
+    """The vendor SDK's steps for one trial: split the config, build model and data, check the contract on one
+    batch, build losses, metrics, optimizer, LR scheduler and the NWAVE callbacks.
+
+    ``best_model.pt`` goes to ``best_dir`` (default: ``best`` in the trial folder).
+    """
+    from ..callbacks.config import callbacks_from_config
     from ..module.optim import build_lr_scheduler, build_optimizer
 
-    spec, cfg = ctx.spec, ctx.cfg
-    params = [p for p in ctx.model.parameters() if p.requires_grad]
-    if spec.optimizer_builder is not None:
-        ctx.optimizer_factory = _BoundBuilder(spec.optimizer_builder, dict(cfg.optim))
-        ctx.optimizer = ctx.optimizer_factory(params)
-    else:
-        ctx.optimizer_factory = optimizer_spec(cfg.optim)
-        ctx.optimizer = build_optimizer(params, ctx.optimizer_factory)
-    if spec.scheduler_builder is not None:
-        factory = _BoundBuilder(spec.scheduler_builder, dict(cfg.sched))
-        ctx.scheduler = factory(ctx.optimizer)
-        # SNNModule takes callable(optimizer) -> scheduler; a builder answering None means no scheduler.
-        ctx.scheduler_factory = factory if ctx.scheduler is not None else None
-    else:
-        ctx.scheduler_factory = lr_scheduler_spec(cfg.sched)
-        built = build_lr_scheduler(ctx.optimizer, ctx.scheduler_factory, max_epochs)
-        ctx.scheduler = built["scheduler"] if built else None
-
-
-def build_trial_context(
-    config: Mapping[str, Any], spec: Builders, dataset_path: str | None, *, run: TrialRun, best_dir: str | None = None
-) -> TrialContext:
-    """Steps 1-6 of the vendor SDK's flow for one trial (in a Tune trial or on a Ray Train worker)."""
     cfg = split_config(config)
     model = spec.model_builder(dict(cfg.model))
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model_builder returned {type(model).__name__}; it must return a torch.nn.Module")
-    train_loader, val_loader, datamodule = _split_data(spec.dataset_builder(dataset_path, dict(cfg.data)))
+    train_loader, val_loader, datamodule = _split_data(spec.dataset_builder(spec.dataset_path, dict(cfg.data)))
     check_model_contract(model, _sample_input(train_loader, val_loader, datamodule))
-    ctx = TrialContext(dict(config), cfg, spec, model, train_loader, val_loader, datamodule)
+    best_dir = best_dir or os.path.join(run.trial_dir, "best")
+    ctx = TrialContext(dict(config), cfg, spec, run, model, train_loader, val_loader, datamodule, best_dir=best_dir)
     ctx.losses = {name: build(dict(cfg.loss.get(name, {}))) for name, build in spec.loss_builders.items()}
     ctx.metrics = {name: build(dict(cfg.metric.get(name, {}))) for name, build in spec.metric_builders.items()}
-    _build_optimizers(ctx, trainer_kwargs(cfg.trainer)[0].get("max_epochs"))
-    ctx.run = run
-    # Builders.__call__ passes a temporary folder it removes; without one, best_model.pt stays in the trial folder.
-    ctx.best_dir = best_dir or os.path.join(run.trial_dir, "best")
-    callbacks = nwave_callbacks(cfg, spec.metric, spec.mode, ctx.best_dir)
-    ctx.surrogate_scheduler, ctx.sign_annealing = callbacks["surrogate"], callbacks["sign_annealing"]
-    ctx.early_stopping, ctx.best_checkpoint = callbacks["early_stop"], callbacks["best_checkpoint"]
+    params = [p for p in model.parameters() if p.requires_grad]
+    if spec.optimizer_builder is not None:
+        ctx.optimizer_factory = _BoundBuilder(spec.optimizer_builder, dict(cfg.optim))
+        ctx.optimizer = ctx.optimizer_factory(params)
+    else:
+        ctx.optimizer_factory = {"name": "adam", **cfg.optim}
+        ctx.optimizer = build_optimizer(params, ctx.optimizer_factory)
+    if spec.scheduler_builder is not None:
+        factory = _BoundBuilder(spec.scheduler_builder, dict(cfg.sched))
+        ctx.scheduler = factory(ctx.optimizer)
+        ctx.scheduler_factory = factory if ctx.scheduler is not None else None  # a builder answering None: none
+    else:
+        ctx.scheduler_factory = lr_scheduler_spec(cfg.sched)
+        built = build_lr_scheduler(ctx.optimizer, ctx.scheduler_factory, trainer_kwargs(cfg.trainer)[0].get("max_epochs"))
+        ctx.scheduler = built["scheduler"] if built else None
+    ctx.callbacks = callbacks_from_config(
+        nwave={name: dict(value) for name, value in cfg.nwave.items() if value},
+        early_stop=dict(cfg.early_stop) or None,
+        best={"metric": spec.metric, "mode": spec.mode, "dirpath": best_dir},
+    )
     return ctx
-
-
-def _restore(checkpoint, best_dir: str, scratch: str) -> str | None:
-    """Copy a reported checkpoint back: ``best_model.pt`` to ``best_dir``, the trainer state to ``scratch``
-    (returns its path)."""
-    if checkpoint is None:
-        return None
-    with checkpoint.as_directory() as directory:
-        if os.path.exists(os.path.join(directory, BEST_MODEL_FILE)):
-            os.makedirs(best_dir, exist_ok=True)
-            shutil.copy2(os.path.join(directory, BEST_MODEL_FILE), os.path.join(best_dir, BEST_MODEL_FILE))
-        state = os.path.join(directory, TRIAL_STATE_FILE)
-        if not os.path.exists(state):
-            return None
-        shutil.copy2(state, os.path.join(scratch, TRIAL_STATE_FILE))
-    return os.path.join(scratch, TRIAL_STATE_FILE)
 
 
 class NamedLoss:
@@ -338,86 +308,85 @@ class NamedLoss:
         return LossOutput(total=out.total, components=components)
 
 
-def _flat_hparams(config: Mapping[str, Any]) -> dict[str, Any]:
-    # TensorBoard's hparams plugin takes scalars and strings only.
-    return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in config.items()}
-
-
-def fit_lightning(
-    module: pl.LightningModule,
-    run: TrialRun,
-    reporter: TuneEpochReport,
-    *,
-    callbacks: list,
-    trainer_args: Mapping[str, Any],
-    hparams: Mapping[str, Any],
-    **data: Any,
-) -> pl.Trainer:
-    """Fit ``module`` in one trial: its callbacks, a TensorBoard logger in the trial folder and ``reporter``'s
-    per-epoch Tune reports, resuming from ``run.checkpoint``; the common back end of both kinds of trial.
-
-    ``trainer_args`` are Lightning ``Trainer`` arguments (the trial sets logging, checkpointing and, on
-    Ray Train workers, the ``RayDDPStrategy`` itself); ``data`` are ``trainer.fit``'s (``datamodule=`` or
-    ``train_dataloaders=`` / ``val_dataloaders=``).
-    """
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    kwargs = {"max_epochs": 10, "accelerator": "cpu" if not torch.cuda.is_available() else "auto", "num_sanity_val_steps": 0,
-              "enable_progress_bar": False, "enable_model_summary": False, **trainer_args}
-    if run.distributed:
-        from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment
-
-        kwargs.update(strategy=RayDDPStrategy(), plugins=[RayLightningEnvironment()], devices="auto")
-    logger = TensorBoardLogger(save_dir=run.log_dir, name="", version="", default_hp_metric=False)
-    if hparams:
-        logger.log_hyperparams(_flat_hparams(hparams))
-    # The reporter is a Lightning Checkpoint callback, so checkpointing stays enabled (and no
-    # default ModelCheckpoint is added next to it).
-    trainer = pl.Trainer(logger=logger, callbacks=[*callbacks, reporter], default_root_dir=run.log_dir, **kwargs)
-    if run.distributed:
-        from ray.train.lightning import prepare_trainer
-
-        trainer = prepare_trainer(trainer)
-    with tempfile.TemporaryDirectory(prefix="nwave_tune_restore_") as scratch:
-        ckpt_path = _restore(run.checkpoint, os.path.dirname(reporter.best_model_path), scratch)
-        trainer.fit(module, ckpt_path=ckpt_path, **data)
-    return trainer
-
-
 def train_one_trial(ctx: TrialContext) -> pl.Trainer:
-    """Default ``train_fn``: ``SNNModule`` + the trial's callbacks on a Lightning ``Trainer``.
-
-    Uses ``ctx.losses["main"]`` as the loss and every metric builder's function;
-    reports to Tune every epoch through :class:`TuneEpochReport`.
-    """
-    from ..module import SNNModule
-
+    """Default ``train_fn``: the context's pieces as a fit config (``SNNModule`` on ``ctx.losses["main"]`` and
+    every metric builder's function), built by ``build_from_config`` and trained by :func:`fit_trial`."""
     if "main" not in ctx.losses:
         raise ValueError(
             f"the default train_one_trial trains on loss_builders['main'], but only {sorted(ctx.losses)} "
             "are registered; register a 'main' loss builder or pass a custom train_fn"
         )
-    module = SNNModule(
-        ctx.model,
-        loss=NamedLoss("main", ctx.losses["main"]),
-        metrics=ctx.metrics,
-        optimizer=ctx.optimizer_factory,
-        lr_scheduler=ctx.scheduler_factory,
-    )
     settings = ctx.cfg.trainer
-    if "seed" in settings:
-        pl.seed_everything(int(settings["seed"]), workers=True, verbose=False)
-    reporter = TuneEpochReport(
-        ctx.metric,
-        os.path.join(ctx.best_dir, BEST_MODEL_FILE),
+    config = {
+        "seed_everything": int(settings["seed"]) if "seed" in settings else False,
+        "model": {"class_path": _MODULE_CLASS, "init_args": {
+            "net": ctx.model, "loss": NamedLoss("main", ctx.losses["main"]), "metrics": ctx.metrics,
+            "optimizer": ctx.optimizer_factory, "lr_scheduler": ctx.scheduler_factory,
+        }},
+        "data": ctx.datamodule or _Loaders(ctx.train_loader, ctx.val_loader),
+        "trainer": {"max_epochs": 10, **trainer_kwargs(settings)[0], "callbacks": ctx.callbacks},
+    }
+    return fit_trial(
+        build_from_config(_owned_by_the_trial(config)), ctx.run, metric=ctx.metric, mode=ctx.mode, best_dir=ctx.best_dir, hparams=ctx.config,
         save_trainer_state=bool(settings.get("save_trainer_state", True)),
         checkpoint_every_epoch=bool(settings.get("checkpoint_every_epoch", True)),
-        report_fn=ctx.run.report_fn,
     )
-    return fit_lightning(
-        module, ctx.run, reporter, callbacks=ctx.callbacks, trainer_args=trainer_kwargs(settings)[0], hparams=ctx.config,
-        train_dataloaders=ctx.train_loader, val_dataloaders=ctx.val_loader, datamodule=ctx.datamodule,
-    )
+
+
+def _restore(checkpoint, best_dir: str, scratch: str) -> str | None:
+    """Copy a reported checkpoint back: ``best_model.pt`` to ``best_dir``, the trainer state to ``scratch``
+    (returns its path)."""
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as directory:
+        if os.path.exists(os.path.join(directory, BEST_MODEL_FILE)):
+            os.makedirs(best_dir, exist_ok=True)
+            shutil.copy2(os.path.join(directory, BEST_MODEL_FILE), os.path.join(best_dir, BEST_MODEL_FILE))
+        state = os.path.join(directory, TRIAL_STATE_FILE)
+        if not os.path.exists(state):
+            return None
+        shutil.copy2(state, os.path.join(scratch, TRIAL_STATE_FILE))
+    return os.path.join(scratch, TRIAL_STATE_FILE)
+
+
+def fit_trial(
+    built: Run, run: TrialRun, *, metric: str, mode: str, best_dir: str, hparams: Mapping[str, Any],
+    save_trainer_state: bool = True, checkpoint_every_epoch: bool = True,
+) -> pl.Trainer:
+    """Train a built run as one trial: its configured callbacks, ``best_model.pt`` in ``best_dir``, TensorBoard
+    events in the trial folder, a Tune report per epoch, resuming from ``run.checkpoint``.
+
+    The trial owns the Trainer's logging, checkpoints and processes (a ``RayDDPStrategy`` on Ray Train workers).
+    """
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    kwargs = {k: v for k, v in built.trainer_kwargs.items() if k not in TRIAL_OWNED_TRAINER_ARGS}
+    if kwargs.get("devices") in ("auto", -1, None):
+        kwargs["devices"] = 1  # one process per trial; several workers go through Ray Train
+    if kwargs.get("num_sanity_val_steps") is None:
+        kwargs["num_sanity_val_steps"] = 0  # a trial validates after its first epoch anyway
+    kwargs.update(enable_progress_bar=False, enable_model_summary=False)
+    if run.distributed:
+        from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment
+
+        kwargs.update(strategy=RayDDPStrategy(), plugins=[RayLightningEnvironment()], devices="auto")
+    configured = [cb for cb in built.trainer_kwargs.get("callbacks") or [] if not isinstance(cb, BestModelCheckpoint)]
+    best = BestModelCheckpoint(metric=metric, mode=mode, dirpath=best_dir)
+    reporter = TuneEpochReport(metric, os.path.join(best_dir, BEST_MODEL_FILE), report_fn=run.report_fn,
+                               save_trainer_state=save_trainer_state, checkpoint_every_epoch=checkpoint_every_epoch)
+    logger = TensorBoardLogger(save_dir=run.log_dir, name="", version="", default_hp_metric=False)
+    if hparams:  # TensorBoard's hparams plugin takes scalars and strings only
+        logger.log_hyperparams({k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in hparams.items()})
+    # The reporter is a Lightning Checkpoint callback, so Lightning runs it after the others and adds no
+    # default ModelCheckpoint next to it.
+    trainer = pl.Trainer(logger=logger, callbacks=[*configured, best, reporter], default_root_dir=run.log_dir, **kwargs)
+    if run.distributed:
+        from ray.train.lightning import prepare_trainer
+
+        trainer = prepare_trainer(trainer)
+    with tempfile.TemporaryDirectory(prefix="nwave_tune_restore_") as scratch:
+        trainer.fit(built.model, datamodule=built.datamodule, ckpt_path=_restore(run.checkpoint, best_dir, scratch))
+    return trainer
 
 
 def run_trial(config: dict, spec: TrialSpec) -> None:
@@ -428,8 +397,6 @@ def run_trial(config: dict, spec: TrialSpec) -> None:
         if spec.num_workers > 1:
             run_distributed_trial(config, spec, TrialRun)
             return
-        from ..callbacks import NonFiniteError
-
         trial_dir = current_trial_dir(spec.experiment_dir)
         try:
             spec.build_and_fit(config, TrialRun(trial_dir, checkpoint=ray.tune.get_checkpoint()))

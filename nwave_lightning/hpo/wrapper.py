@@ -27,12 +27,12 @@ from typing import Any
 
 from ray import tune
 
-from .builders import check_named_choices, unused_bindings
 from .engine import ExperimentInterrupted, ExperimentSettings, choose_experiment, experiment_path, run_experiment, trial_spec
 from .memory_guard import MemoryGuard
 from .preflight import domain_problems, metric_problems, raise_problems, search_space_problems
 from .results import best_result
-from .space import flatten_params, namespaced_key, parse_domain, upper_bound
+from .namespaced import check_named_choices, flatten_params, namespaced_key, unused_bindings
+from .space import parse_domain, upper_bound
 from .trial import Builders, TrialSpec, run_trial, train_one_trial
 
 __all__ = ["HPOWrapper"]

@@ -1,60 +1,10 @@
-"""Namespaced configs and plain-YAML search spaces."""
+"""Plain-YAML search spaces and Ray Tune domains."""
 
 import pytest
 from ray import tune
 from ray.tune.search.sample import Categorical, Float, Integer
 
-from nwave_lightning.hpo.space import (
-    domain_values,
-    flatten_params,
-    is_tunable,
-    namespaced_key,
-    parse_domain,
-    parse_search_space,
-    split_config,
-    upper_bound,
-)
-
-
-def test_split_config_groups_every_namespace():
-    cfg = split_config({
-        "model.hidden_1": 32,
-        "loss.main.correct_rate": 0.3,
-        "loss.aux.w": 2.0,
-        "metric.recall.positive_class": 1,
-        "optim.lr": 1e-3,
-        "sched.cfg": {"name": "step", "step_size": 5},
-        "nwave.surrogate.policy": "linear",
-        "nwave.sign_annealing.alpha_end": 10.0,
-        "trainer.epochs": 3,
-        "data.train_file": "train.pt",
-        "early_stop.policy": "patience",
-        "unrelated": 1,
-    })
-    assert cfg.model == {"hidden_1": 32}
-    assert cfg.loss == {"main": {"correct_rate": 0.3}, "aux": {"w": 2.0}}
-    assert cfg.metric == {"recall": {"positive_class": 1}}
-    assert cfg.optim == {"lr": 1e-3}
-    assert cfg.sched == {"cfg": {"name": "step", "step_size": 5}}
-    assert cfg.nwave == {"surrogate": {"policy": "linear"}, "sign_annealing": {"alpha_end": 10.0}}
-    assert cfg.trainer == {"epochs": 3} and cfg.data == {"train_file": "train.pt"}
-    assert cfg.early_stop == {"policy": "patience"} and cfg.other == {"unrelated": 1}
-
-
-def test_namespaced_key_rejects_unknown_namespace():
-    assert namespaced_key("metric", "acc", "num_classes") == "metric.acc.num_classes"
-    with pytest.raises(ValueError, match="namespace='modle'"):
-        namespaced_key("modle", "x")
-
-
-def test_flatten_params_accepts_dotted_and_nested_forms():
-    flat = flatten_params(
-        {"model": {"in_ch": 13}, "loss": {"main": {"w": 1.0}}, "nwave": {"surrogate": {"policy": "exp"}}},
-        **{"sched.cfg": {"name": "none"}},
-    )
-    assert flat == {"model.in_ch": 13, "loss.main.w": 1.0, "nwave.surrogate.policy": "exp", "sched.cfg": {"name": "none"}}
-    with pytest.raises(ValueError, match="does not start with a namespace"):
-        flatten_params({"hidden": 3})
+from nwave_lightning.hpo.space import domain_values, is_domain, parse_domain, parse_search_space, upper_bound
 
 
 @pytest.mark.parametrize(
@@ -86,7 +36,8 @@ def test_grid_and_fixed_values():
     })
     assert space["model.hidden"] == tune.grid_search([8, 16])
     assert space["sched.cfg"] == {"name": "step", "gamma": 0.5} and space["trainer.epochs"] == 3
-    assert is_tunable(space["model.hidden"]) and not is_tunable(space["sched.cfg"])
+    assert is_domain(space["model.hidden"]) and not is_domain(space["sched.cfg"])
+    assert is_domain({"choice": [1]}) and not is_domain({"choice": [1], "seed": 0})
 
 
 def test_bad_domain_arguments_name_the_key():

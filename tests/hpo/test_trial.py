@@ -62,7 +62,7 @@ def seed_trial(tmp_path_factory):
     root = tmp_path_factory.mktemp("trial")
     data = seed.write_seed_dataset(str(root / "data"), n_train=12, n_val=6, steps=8)
     fake = FakeTune(str(root))
-    ctx = build_trial_context(SEED_CONFIG, seed_spec(), data, run=TrialRun(str(root / "trial"), report_fn=fake))
+    ctx = build_trial_context(SEED_CONFIG, seed_spec(dataset_path=data), run=TrialRun(str(root / "trial"), report_fn=fake))
     train_one_trial(ctx)
     return ctx, fake
 
@@ -158,9 +158,9 @@ def test_a_resumed_trial_equals_the_uninterrupted_one(seed_trial, tmp_path, old_
     data = os.path.join(os.path.dirname(ctx0.trial_dir), "data")
     # val_acc stays at chance on this silent network: the best epoch is epoch 1, before the interruption,
     # so after the resume best_model.pt can only come from the checkpoint.
-    spec = seed_spec(metric="val_acc", mode="max")
+    spec = seed_spec(metric="val_acc", mode="max", dataset_path=data)
     whole = FakeTune(str(tmp_path / "whole"))
-    first = build_trial_context(SEED_CONFIG, spec, data, run=TrialRun(str(tmp_path / "whole"), report_fn=whole))
+    first = build_trial_context(SEED_CONFIG, spec, run=TrialRun(str(tmp_path / "whole"), report_fn=whole))
     train_one_trial(first)
     assert _best_payload(whole.checkpoints[-1])["epoch"] == 1
     saved = tmp_path / "saved"
@@ -169,7 +169,7 @@ def test_a_resumed_trial_equals_the_uninterrupted_one(seed_trial, tmp_path, old_
         shutil.rmtree(first.best_dir)
     resumed = FakeTune(str(tmp_path / "resumed"))
     ctx = build_trial_context(
-        SEED_CONFIG, spec, data, run=TrialRun(str(tmp_path / "resumed"), Checkpoint.from_directory(str(saved)), resumed),
+        SEED_CONFIG, spec, run=TrialRun(str(tmp_path / "resumed"), Checkpoint.from_directory(str(saved)), resumed),
     )
     train_one_trial(ctx)
 
@@ -197,7 +197,7 @@ def test_contract_checked_before_training(tmp_path):
         loss_builders={"main": build_toy_loss}, metric_builders={}, metric="val_loss", mode="min",
     )
     with pytest.raises(ContractError, match="rule 2"):
-        build_trial_context({}, spec, None, run=TrialRun(str(tmp_path)))
+        build_trial_context({}, spec, run=TrialRun(str(tmp_path)))
 
 
 def test_default_train_fn_needs_main_loss(tmp_path):
@@ -205,7 +205,7 @@ def test_default_train_fn_needs_main_loss(tmp_path):
         model_builder=build_toy_model, dataset_builder=build_toy_data, train_fn=train_one_trial,
         loss_builders={"aux": build_toy_loss}, metric_builders={}, metric="val_loss", mode="min",
     )
-    ctx = build_trial_context({}, spec, None, run=TrialRun(str(tmp_path)))
+    ctx = build_trial_context({}, spec, run=TrialRun(str(tmp_path)))
     with pytest.raises(ValueError, match=r"loss_builders\['main'\].*\['aux'\]"):
         train_one_trial(ctx)
 
@@ -215,7 +215,7 @@ def test_metric_not_reported_lists_keys(tmp_path):
         model_builder=build_toy_model, dataset_builder=build_toy_data, train_fn=train_one_trial,
         loss_builders={"main": build_toy_loss}, metric_builders={"acc": build_toy_acc}, metric="val_recall", mode="max",
     )
-    ctx = build_trial_context({"trainer.epochs": 1}, spec, None, run=TrialRun(str(tmp_path), report_fn=FakeTune(str(tmp_path))))
+    ctx = build_trial_context({"trainer.epochs": 1}, spec, run=TrialRun(str(tmp_path), report_fn=FakeTune(str(tmp_path))))
     # whichever callback reads it first (the best-model tracker here) names the logged keys
     with pytest.raises(ValueError, match=r"'val_recall'.*not (logged|reported).*'val_acc'"):
         train_one_trial(ctx)
@@ -226,8 +226,9 @@ def test_trial_selects_on_the_chip_ready_metric(seed_trial, tmp_path):
     ctx0, _ = seed_trial
     fake = FakeTune(str(tmp_path))
     ctx = build_trial_context(
-        {**SEED_CONFIG, "trainer.epochs": 2}, seed_spec(metric="val_chip_acc", mode="max"),
-        os.path.join(os.path.dirname(ctx0.trial_dir), "data"), run=TrialRun(str(tmp_path / "trial"), report_fn=fake),
+        {**SEED_CONFIG, "trainer.epochs": 2},
+        seed_spec(metric="val_chip_acc", mode="max", dataset_path=os.path.join(os.path.dirname(ctx0.trial_dir), "data")),
+        run=TrialRun(str(tmp_path / "trial"), report_fn=fake),
     )
     train_one_trial(ctx)
     chip = [r["val_chip_acc"] for r in fake.reports]
@@ -242,7 +243,7 @@ def test_chip_metric_of_a_net_without_h1_layers_names_the_cause(tmp_path):
         model_builder=build_toy_model, dataset_builder=build_toy_data, train_fn=train_one_trial,
         loss_builders={"main": build_toy_loss}, metric_builders={"acc": build_toy_acc}, metric="val_chip_acc", mode="max",
     )
-    ctx = build_trial_context({"trainer.epochs": 1}, spec, None, run=TrialRun(str(tmp_path), report_fn=FakeTune(str(tmp_path))))
+    ctx = build_trial_context({"trainer.epochs": 1}, spec, run=TrialRun(str(tmp_path), report_fn=FakeTune(str(tmp_path))))
     with pytest.warns(UserWarning, match="ToySNN holds no H1 layer"):
         with pytest.raises(ValueError, match=r"'val_chip_acc'.*not (logged|reported).*'val_acc'.*chip_eval=False"):
             train_one_trial(ctx)

@@ -1,22 +1,21 @@
-"""Optimizer / LR-scheduler specs, Trainer keywords and unused-binding notes."""
+"""HPOWrapper's namespaced config: keys, splitting, LR-scheduler specs, Trainer keywords, unused-binding notes."""
 
 import pytest
 from ray import tune
 
-from nwave_lightning.hpo.builders import (
-    SUPPORTED_LR_SCHEDULERS,
-    SUPPORTED_OPTIMIZERS,
+from nwave_lightning.hpo.namespaced import (
     check_named_choices,
+    flatten_params,
     lr_scheduler_spec,
-    optimizer_spec,
+    namespaced_key,
+    split_config,
     trainer_kwargs,
     unused_bindings,
 )
+from nwave_lightning.module.optim import LR_SCHEDULERS, OPTIMIZERS
 
 
-def test_optimizer_and_scheduler_specs():
-    assert optimizer_spec({}) == {"name": "adam"}
-    assert optimizer_spec({"name": "AdaMax", "lr": 0.1}) == {"name": "adamax", "lr": 0.1}
+def test_scheduler_specs():
     assert lr_scheduler_spec({}) is None
     assert lr_scheduler_spec({"cfg": {"name": "none"}}) is None
     assert lr_scheduler_spec({"cfg": "cosine", "T_max": 5}) == {"name": "cosine", "T_max": 5}
@@ -35,8 +34,8 @@ def test_unsupported_names_list_the_supported_ones():
         )
     # custom builders own their names
     check_named_choices({"optim.name": "sgd", "sched.name": "onecycle"}, custom_optimizer=True, custom_scheduler=True)
-    check_named_choices({"optim.name": tune.choice(list(SUPPORTED_OPTIMIZERS)),
-                         "sched.cfg": tune.choice([{"name": n} for n in SUPPORTED_LR_SCHEDULERS])},
+    check_named_choices({"optim.name": tune.choice(list(OPTIMIZERS)),
+                         "sched.cfg": tune.choice([{"name": n} for n in LR_SCHEDULERS])},
                         custom_optimizer=False, custom_scheduler=False)
 
 
@@ -60,3 +59,44 @@ def test_unused_bindings_are_named():
     assert "nwave.annealing.x" in text and "trainer.bogus" in text and "trainer.logger: ignored" in text
     assert "loss builder 'extra': built but unused" in text
     assert len(notes) == 6
+
+
+def test_split_config_groups_every_namespace():
+    cfg = split_config({
+        "model.hidden_1": 32,
+        "loss.main.correct_rate": 0.3,
+        "loss.aux.w": 2.0,
+        "metric.recall.positive_class": 1,
+        "optim.lr": 1e-3,
+        "sched.cfg": {"name": "step", "step_size": 5},
+        "nwave.surrogate.policy": "linear",
+        "nwave.sign_annealing.alpha_end": 10.0,
+        "trainer.epochs": 3,
+        "data.train_file": "train.pt",
+        "early_stop.policy": "patience",
+        "unrelated": 1,
+    })
+    assert cfg.model == {"hidden_1": 32}
+    assert cfg.loss == {"main": {"correct_rate": 0.3}, "aux": {"w": 2.0}}
+    assert cfg.metric == {"recall": {"positive_class": 1}}
+    assert cfg.optim == {"lr": 1e-3}
+    assert cfg.sched == {"cfg": {"name": "step", "step_size": 5}}
+    assert cfg.nwave == {"surrogate": {"policy": "linear"}, "sign_annealing": {"alpha_end": 10.0}}
+    assert cfg.trainer == {"epochs": 3} and cfg.data == {"train_file": "train.pt"}
+    assert cfg.early_stop == {"policy": "patience"} and cfg.other == {"unrelated": 1}
+
+
+def test_namespaced_key_rejects_unknown_namespace():
+    assert namespaced_key("metric", "acc", "num_classes") == "metric.acc.num_classes"
+    with pytest.raises(ValueError, match="namespace='modle'"):
+        namespaced_key("modle", "x")
+
+
+def test_flatten_params_accepts_dotted_and_nested_forms():
+    flat = flatten_params(
+        {"model": {"in_ch": 13}, "loss": {"main": {"w": 1.0}}, "nwave": {"surrogate": {"policy": "exp"}}},
+        **{"sched.cfg": {"name": "none"}},
+    )
+    assert flat == {"model.in_ch": 13, "loss.main.w": 1.0, "nwave.surrogate.policy": "exp", "sched.cfg": {"name": "none"}}
+    with pytest.raises(ValueError, match="does not start with a namespace"):
+        flatten_params({"hidden": 3})
