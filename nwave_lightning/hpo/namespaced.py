@@ -44,7 +44,7 @@ __all__ = [
     "NAMESPACES",
     "SplitConfig",
     "TRIAL_OWNED_TRAINER_ARGS",
-    "check_named_choices",
+    "named_choice_problems",
     "flatten_params",
     "lr_scheduler_spec",
     "namespaced_key",
@@ -170,23 +170,26 @@ def lr_scheduler_spec(sched_cfg: Mapping[str, Any]) -> dict[str, Any] | None:
     return None if spec["name"] == "none" else spec
 
 
-def check_named_choices(space: Mapping[str, Any], *, custom_optimizer: bool, custom_scheduler: bool) -> None:
-    """Reject optimizer / LR-scheduler names SNNModule does not build, before any trial starts.
+def named_choice_problems(space: Mapping[str, Any], *, custom_optimizer: bool, custom_scheduler: bool) -> list[str]:
+    """Optimizer / LR-scheduler names in ``space`` that SNNModule does not build (a custom builder owns its names).
 
     Every value a ``choice`` / ``grid`` can take is checked against :data:`~nwave_lightning.module.optim.OPTIMIZERS`
-    and :data:`~nwave_lightning.module.optim.LR_SCHEDULERS`; a custom builder owns its names.
+    and :data:`~nwave_lightning.module.optim.LR_SCHEDULERS`.
+
+    >>> named_choice_problems({"optim.name": "sgd"}, custom_optimizer=False, custom_scheduler=False)
+    ["optim.name='sgd' is not supported: SNNModule builds ['adam', 'adamax']; for others pass HPOWrapper(optimizer_builder=...)"]
     """
     checks = [] if custom_optimizer else [("optim.name", OPTIMIZERS, "optimizer_builder")]
     if not custom_scheduler:
         checks += [("sched.cfg", LR_SCHEDULERS, "scheduler_builder"), ("sched.name", LR_SCHEDULERS, "scheduler_builder")]
-    for key, names, builder in checks:
-        for value in domain_values(space[key]) if key in space else []:
+    problems = []
+    for key, names, builder in [check for check in checks if check[0] in space]:
+        for value in domain_values(space[key]) or []:  # a continuous domain holds no names
             name = value.get("name") if isinstance(value, Mapping) else value
             if str(name).lower() not in names:
-                raise ValueError(
-                    f"unsupported {key}={value!r}; SNNModule builds {list(names)}. "
-                    f"For others pass HPOWrapper({builder}=...)."
-                )
+                problems.append(f"{key}={value!r} is not supported: SNNModule builds {list(names)}; "
+                                f"for others pass HPOWrapper({builder}=...)")
+    return problems
 
 
 def trainer_kwargs(trainer_cfg: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:

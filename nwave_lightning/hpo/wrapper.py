@@ -31,7 +31,7 @@ from .engine import ExperimentInterrupted, ExperimentSettings, choose_experiment
 from .memory_guard import MemoryGuard
 from .preflight import domain_problems, metric_problems, raise_problems, search_space_problems
 from .results import best_result
-from .namespaced import check_named_choices, flatten_params, namespaced_key, unused_bindings
+from .namespaced import flatten_params, named_choice_problems, namespaced_key, unused_bindings
 from .space import parse_domain, upper_bound
 from .trial import Builders, TrialSpec, run_trial, train_one_trial
 
@@ -145,7 +145,7 @@ class HPOWrapper:
         self._bind(namespaced_key("nwave", scheduler, param), space)
 
     def bind_trainer_param(self, name: str, space: Any) -> None:
-        """``trainer.<name>``: ``epochs``, ``device``, ``seed``, ``num_workers`` or a Lightning Trainer argument."""
+        """``trainer.<name>``: ``epochs``, ``device``, ``seed`` or a Lightning Trainer argument."""
         self._bind(namespaced_key("trainer", name), space)
 
     def bind_data_param(self, name: str, space: Any) -> None:
@@ -164,24 +164,16 @@ class HPOWrapper:
     # -- experiment settings ------------------------------------------------
     def set_resources(self, cpu: float = 1, gpu: float = 0, workers: int = 1) -> None:
         """Resources of one trial (fractional GPUs share a device); ``workers > 1`` runs each
-        trial as a Ray Train DDP job with ``cpu``/``gpu`` per worker."""
-        if float(cpu) < 0 or float(gpu) < 0:
-            raise ValueError(f"set_resources(cpu={cpu}, gpu={gpu}): resources must be >= 0")
-        if int(workers) < 1:
-            raise ValueError(f"set_resources(workers={workers}) must be >= 1")
+        trial as a Ray Train DDP job with ``cpu``/``gpu`` per worker. Checked by :meth:`run`."""
         self.settings.resources = {"cpu": float(cpu), "gpu": float(gpu)}
         self.settings.num_workers = int(workers)
 
     def set_num_samples(self, n: int) -> None:
-        """Number of sampled configurations (each grid point is run ``n`` times)."""
-        if int(n) < 1:
-            raise ValueError(f"set_num_samples({n}) must be >= 1")
+        """Number of sampled configurations (each grid point is run ``n`` times). Checked by :meth:`run`."""
         self.settings.num_samples = int(n)
 
     def set_max_concurrent_trials(self, n: int | None) -> None:
-        """Trials running at once (None: the memory guard picks a safe value)."""
-        if n is not None and int(n) < 1:
-            raise ValueError(f"set_max_concurrent_trials({n}) must be >= 1 or None")
+        """Trials running at once (None: the memory guard picks a safe value). Checked by :meth:`run`."""
         self.settings.max_concurrent_trials = None if n is None else int(n)
 
     def set_memory_guard(
@@ -242,7 +234,8 @@ class HPOWrapper:
 
     def preflight(self) -> list[str]:
         """Checks before launching: one :class:`~nwave_lightning.hpo.preflight.PreflightError` lists every
-        problem (search space, metric, unknown loss/metric builder names, max failures); other unused
+        problem (search space, optimizer / LR-scheduler names, metric, unknown loss/metric builder names, the
+        experiment's numbers); other unused
         bindings are warned and returned."""
         notes = unused_bindings(
             list(self.param_space),
@@ -252,16 +245,13 @@ class HPOWrapper:
         )
         unknown = [n for n in notes if "no loss builder" in n or "no metric builder" in n]
         problems = search_space_problems(self.param_space) + [f"bound name {n}" for n in unknown] + self.settings.problems()
+        problems += named_choice_problems(self.param_space, custom_optimizer=self.optimizer_builder is not None,
+                                          custom_scheduler=self.scheduler_builder is not None)
         if self.train_fn is train_one_trial:
             names = ["loss", *self.metric_builders]
             logged = [f"{stage}_{name}" for stage in ("train", "val", "val_chip") for name in names]
             problems += metric_problems(self.settings.metric, logged)
         raise_problems(problems, "HPOWrapper")
-        check_named_choices(
-            self.param_space,
-            custom_optimizer=self.optimizer_builder is not None,
-            custom_scheduler=self.scheduler_builder is not None,
-        )
         notes = [n for n in notes if n not in unknown]
         for note in notes:
             warnings.warn(f"HPOWrapper: bound but unused: {note}", UserWarning, stacklevel=3)

@@ -330,6 +330,15 @@ def test_preflight_warns_and_rejects(tmp_path):
     with pytest.raises(ValueError, match=r"(?s)no metric builder named 'f1'.*no loss builder named 'aux'"):
         hpo.preflight()
     del hpo.param_space["metric.f1.beta"], hpo.param_space["loss.aux.w"]
+    # The experiment's numbers are checked there too, all at once.
+    hpo.set_num_samples(0)
+    hpo.set_resources(cpu=-1, workers=0)
+    hpo.set_max_concurrent_trials(0)
+    with pytest.raises(ValueError, match=r"(?s)4 problem.*num_samples=0.*max_concurrent_trials=0.*workers=0.*cpu=-1"):
+        hpo.preflight()
+    hpo.set_num_samples(1)
+    hpo.set_resources()
+    hpo.set_max_concurrent_trials(None)
     hpo.bind_optimizer_param("name", tune.choice(["adam", "rmsprop"]))
     with pytest.raises(ValueError, match=r"rmsprop.*\[.adam., .adamax.\]"):
         hpo.run()
