@@ -22,7 +22,6 @@ import json
 import math
 import os
 import pathlib
-from collections.abc import Sequence
 
 import pandas as pd
 
@@ -102,7 +101,7 @@ def tuned_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if not _is_summary(c) and table[c].astype(str).nunique(dropna=False) > 1]
 
 
-def experiment_table(experiment_dir: str, metric: str, mode: str = "max", top_k: int | None = None) -> pd.DataFrame:
+def experiment_table(experiment_dir: str, metric: str, mode: str = "max") -> pd.DataFrame:
     """One row per trial, best first (``docs/tune-results.md`` lists the columns)."""
     if mode not in ("min", "max"):
         raise ValueError(f"mode={mode!r} must be 'min' or 'max'")
@@ -141,8 +140,7 @@ def experiment_table(experiment_dir: str, metric: str, mode: str = "max", top_k:
     table = table[front + [c for c in table.columns if c not in front]]
     # Stable: equal values keep the folder-name order, the tie rule of hpo.results.best_result.
     table = table.sort_values("best_value", ascending=(mode == "min"), na_position="last", kind="stable")
-    table = table.reset_index(drop=True)
-    return table.head(top_k) if top_k else table
+    return table.reset_index(drop=True)
 
 
 def _numeric(column: pd.Series) -> tuple[pd.Series, list[str] | None]:
@@ -161,12 +159,12 @@ def _save_png(fig, path: str) -> str:
     return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
 
 
-def plot_metric_vs_params(table: pd.DataFrame, metric: str, path: str, params: Sequence[str] | None = None) -> str:
+def plot_metric_vs_params(table: pd.DataFrame, metric: str, path: str) -> str:
     """Scatter of each trial's best ``metric`` against each tuned hyper-parameter."""
     # A bare Figure (no pyplot): nothing global changes, such as the backend of a notebook that calls this.
     from matplotlib.figure import Figure
 
-    params = list(params) if params is not None else tuned_columns(table)
+    params = tuned_columns(table)
     cols = min(3, max(1, len(params)))
     rows = math.ceil(max(1, len(params)) / cols)
     fig = Figure(figsize=(4.2 * cols, 3.2 * rows))
@@ -195,14 +193,13 @@ def plot_metric_vs_params(table: pd.DataFrame, metric: str, path: str, params: S
     return _save_png(fig, path)
 
 
-def plot_parallel_coordinates(table: pd.DataFrame, metric: str, path: str, params: Sequence[str] | None = None) -> str:
+def plot_parallel_coordinates(table: pd.DataFrame, metric: str, path: str) -> str:
     """Parallel coordinates: hyper-parameters (scaled to [0, 1]) and the metric, coloured by the metric."""
     from matplotlib import colormaps, colors
     from matplotlib.cm import ScalarMappable
     from matplotlib.figure import Figure
 
-    params = list(params) if params is not None else tuned_columns(table)
-    axes_names = [*params, "best_value"]
+    axes_names = [*tuned_columns(table), "best_value"]
     scaled, tick_labels = {}, {}
     for name in axes_names:
         x, labels = _numeric(table[name])
@@ -235,7 +232,7 @@ def plot_parallel_coordinates(table: pd.DataFrame, metric: str, path: str, param
     return _save_png(fig, path)
 
 
-def markdown_table(table: pd.DataFrame, digits: int = 4) -> str:
+def markdown_table(table: pd.DataFrame) -> str:
     """A GitHub-style Markdown table (no extra dependency).
 
     >>> print(markdown_table(pd.DataFrame({"trial": ["a"], "best_value": [0.123456]})), end="")
@@ -246,7 +243,7 @@ def markdown_table(table: pd.DataFrame, digits: int = 4) -> str:
 
     def fmt(value) -> str:
         if isinstance(value, float):
-            return "" if math.isnan(value) else f"{value:.{digits}g}"
+            return "" if math.isnan(value) else f"{value:.4g}"
         return str(value).replace("|", "\\|")
 
     lines = ["| " + " | ".join(map(str, table.columns)) + " |", "| " + " | ".join("---" for _ in table.columns) + " |"]
