@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+import pandas as pd
+
 from ..hpo.report import write_report
 
 __all__ = ["main"]
@@ -15,8 +17,6 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> dict[str, str]:
     """Parse ``argv``, write the report, print the top rows and the written paths."""
-    import pandas as pd
-
     parser = argparse.ArgumentParser(description="Table and figures of a finished experiment folder")
     parser.add_argument("experiment_dir", help="<storage_path>/<experiment_name>")
     parser.add_argument("--metric", required=True, help="selected metric (a logged TensorBoard tag)")

@@ -1,22 +1,9 @@
 """Turn a finished experiment folder into a table and figures (from TensorBoard, via tbparse).
 
-For ``<storage>/<experiment>`` it reads every trial's TensorBoard scalars
-(``trial_<id>/tensorboard``) with tbparse and its config (Ray's ``params.json``),
-then writes, each file atomically:
-
-* ``report.csv`` / ``report.md``: one row per trial, best first: best value of the
-  selected metric and its epoch, the value of its float / chip-ready twin at that
-  epoch (``val_acc_at_best_epoch`` when tuning on ``val_chip_acc``,
-  ``val_chip_acc_at_best_epoch`` when tuning on ``val_acc``; see
-  :func:`~nwave_lightning.hpo.results.chip_twin`), last value, epochs run,
-  status, and the config (``report.md`` keeps the tuned keys: those whose value
-  differs between trials);
-* ``metric_vs_params.png``: the selected metric (and its twin, hollow markers)
-  against each tuned hyper-parameter;
-* ``parallel_coordinates.png``: one line per trial across the tuned
-  hyper-parameters, coloured by the selected metric.
-
-Command line (:mod:`nwave_lightning.cli.report`)::
+:func:`write_report` writes ``report.csv`` / ``report.md`` (one row per trial, best first, with the
+float / chip-ready twin of the selected metric at each trial's best epoch) and the figures
+``metric_vs_params.png`` and ``parallel_coordinates.png``; ``docs/tune-results.md`` describes their
+columns. Command line (:mod:`nwave_lightning.cli.report`)::
 
     python -m nwave_lightning.cli.report ray_results/h1v2_snn_hpo --metric val_recall --mode max
 
@@ -34,8 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
-from types import SimpleNamespace
+import pathlib
 
 import pandas as pd
 
@@ -89,7 +75,6 @@ def load_scalars(experiment_dir: str) -> pd.DataFrame:
             continue
         scalars = SummaryReader(logdir, extra_columns={"wall_time"}).scalars
         if len(scalars):
-            # In writing order: a resumed trial logs its restarted epochs again, and the later value counts.
             scalars = scalars.sort_values(["tag", "step", "wall_time"], kind="stable")
             frames.append(scalars.assign(trial=name)[["trial", "tag", "step", "value"]])
     if not frames:
@@ -116,48 +101,46 @@ def tuned_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if not _is_summary(c) and table[c].astype(str).nunique(dropna=False) > 1]
 
 
-def experiment_table(experiment_dir: str, metric: str, mode: str = "max", top_k: int | None = None) -> pd.DataFrame:
-    """One row per trial, best first (see the module docstring for the columns)."""
+def experiment_table(experiment_dir: str, metric: str, mode: str = "max") -> pd.DataFrame:
+    """One row per trial, best first (``docs/tune-results.md`` lists the columns)."""
     if mode not in ("min", "max"):
         raise ValueError(f"mode={mode!r} must be 'min' or 'max'")
     configs = _configs(experiment_dir)
     scalars = load_scalars(experiment_dir)
     if len(scalars) and not (scalars["tag"] == metric).any():
         raise ValueError(f"metric={metric!r} is not among the logged tags; logged: {sorted(scalars['tag'].unique())}")
-    # Each trial's best epoch by the one definition of "best" (hpo.results.best_epoch_metrics: the first best
-    # finite epoch, the one best_model.pt holds), with the twin (val_acc for val_chip_acc and back) at that epoch.
-    twin, twin_name = chip_twin(metric), twin_column(metric)
-    has_twin = twin is not None and (scalars["tag"] == twin).any()
-    columns = ["trial", "best_value", "best_epoch", *([twin_name] if has_twin else []), "last_value", "epochs"]
+    twin = chip_twin(metric)
+    twin_name = twin_column(metric) if twin is not None and (scalars["tag"] == twin).any() else None
+    columns = ["trial", "best_value", "best_epoch", *([twin_name] if twin_name else []), "last_value", "epochs"]
+    # A resumed trial logs its restarted epochs again: the value written last counts.
+    latest = scalars.drop_duplicates(["trial", "tag", "step"], keep="last")
     rows = []
-    for trial, group in scalars.groupby("trial"):
-        series = group[group["tag"] == metric].sort_values("step", kind="stable")
+    for trial, group in latest.groupby("trial"):
+        series = group[group["tag"] == metric].sort_values("step")
         if series.empty:
             continue
-        # One row per epoch (a resumed trial logs its restarted epochs again: the later value counts).
-        frame = group.drop_duplicates(["step", "tag"], keep="last").pivot(index="step", columns="tag", values="value").sort_index()
-        frame["epoch"] = frame.index.astype(float)
+        # One row per epoch, read by the one definition of a trial's best epoch (the one best_model.pt holds).
+        per_epoch = group.pivot(index="step", columns="tag", values="value").sort_index()
         try:
-            best = best_epoch_metrics(SimpleNamespace(metrics_dataframe=frame), metric, mode)
+            best = best_epoch_metrics(per_epoch.assign(epoch=per_epoch.index), metric, mode)
         except MetricNotReportedError:  # no finite value
             best = {}
         row = {
             "trial": trial,
-            "best_value": best.get(metric, float("nan")),
-            "best_epoch": int(best["epoch"]) if "epoch" in best else None,
+            "best_value": best.get(metric, math.nan),
+            "best_epoch": int(best["epoch"]) if best else None,
             "last_value": float(series["value"].iloc[-1]),
-            "epochs": int(series["step"].max()),
+            "epochs": int(series["step"].iloc[-1]),
         }
-        if has_twin:
-            row[twin_name] = best.get(twin, float("nan"))
+        if twin_name:
+            row[twin_name] = best.get(twin, math.nan)
         rows.append(row)
-    summary = pd.DataFrame(rows, columns=columns)
-    table = configs.merge(summary, on="trial", how="left")
-    # Stable: equal values keep the folder-name order, the tie rule of hpo.results.best_result.
-    table = table.sort_values("best_value", ascending=(mode == "min"), na_position="last", kind="stable").reset_index(drop=True)
-    front = [c for c in (*_SUMMARY[:4], twin_name, *_SUMMARY[4:]) if c in table.columns]
+    table = configs.merge(pd.DataFrame(rows, columns=columns), on="trial", how="left")
+    front = ["trial", "status", *columns[1:]]
     table = table[front + [c for c in table.columns if c not in front]]
-    return table.head(top_k) if top_k else table
+    # Stable: equal values keep the folder-name order, the tie rule of hpo.results.best_result.
+    table = table.sort_values("best_value", ascending=(mode == "min"), na_position="last", kind="stable")
+    return table.reset_index(drop=True)
 
 
 def _numeric(column: pd.Series) -> tuple[pd.Series, list[str] | None]:
@@ -172,21 +155,23 @@ def _numeric(column: pd.Series) -> tuple[pd.Series, list[str] | None]:
     return text.map({label: i for i, label in enumerate(labels)}).astype(float), labels
 
 
-def plot_metric_vs_params(table: pd.DataFrame, metric: str, path: str, params: Sequence[str] | None = None) -> str:
+def _save_png(fig, path: str) -> str:
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
+
+
+def plot_metric_vs_params(table: pd.DataFrame, metric: str, path: str) -> str:
     """Scatter of each trial's best ``metric`` against each tuned hyper-parameter."""
-    import matplotlib
+    # A bare Figure (no pyplot): nothing global changes, such as the backend of a notebook that calls this.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    params = list(params) if params is not None else tuned_columns(table)
-    count = max(1, len(params))
-    cols = min(3, count)
-    rows = math.ceil(count / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    params = tuned_columns(table)
+    cols = min(3, max(1, len(params)))
+    rows = math.ceil(max(1, len(params)) / cols)
+    fig = Figure(figsize=(4.2 * cols, 3.2 * rows))
+    axes = list(fig.subplots(rows, cols, squeeze=False).flat)
     twin = twin_column(metric)
     twin = twin if twin in table.columns else None
-    for ax, param in zip(axes.flat, params):
+    for ax, param in zip(axes, params):
         x, labels = _numeric(table[param])
         ax.scatter(x, table["best_value"], s=28, alpha=0.8, label=metric)
         if twin is not None:
@@ -198,27 +183,23 @@ def plot_metric_vs_params(table: pd.DataFrame, metric: str, path: str, params: S
         ax.set_xlabel(param, fontsize=8)
         ax.set_ylabel(f"best {metric}", fontsize=8)
     if twin is not None and params:
-        axes.flat[0].legend(fontsize=7)
-    for ax in list(axes.flat)[len(params):]:
+        axes[0].legend(fontsize=7)
+    for ax in axes[len(params):]:
         ax.axis("off")
     if not params:
-        axes.flat[0].text(0.5, 0.5, "no tuned hyper-parameters", ha="center", va="center")
+        axes[0].text(0.5, 0.5, "no tuned hyper-parameters", ha="center", va="center")
     fig.suptitle(f"{metric} vs tuned hyper-parameters ({len(table)} trials)")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (3.2 * rows)))
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
-    plt.close(fig)
-    return path
+    return _save_png(fig, path)
 
 
-def plot_parallel_coordinates(table: pd.DataFrame, metric: str, path: str, params: Sequence[str] | None = None) -> str:
+def plot_parallel_coordinates(table: pd.DataFrame, metric: str, path: str) -> str:
     """Parallel coordinates: hyper-parameters (scaled to [0, 1]) and the metric, coloured by the metric."""
-    import matplotlib
+    from matplotlib import colormaps, colors
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    params = list(params) if params is not None else tuned_columns(table)
-    axes_names = [*params, "best_value"]
+    axes_names = [*tuned_columns(table), "best_value"]
     scaled, tick_labels = {}, {}
     for name in axes_names:
         x, labels = _numeric(table[name])
@@ -227,9 +208,10 @@ def plot_parallel_coordinates(table: pd.DataFrame, metric: str, path: str, param
         tick_labels[name] = labels or [f"{x.min():.3g}", f"{x.max():.3g}"]
     score = table["best_value"].astype(float)
     finite = score[score.notna()]
-    norm = matplotlib.colors.Normalize(finite.min() if len(finite) else 0, finite.max() if len(finite) else 1)
-    cmap = matplotlib.colormaps["viridis"]
-    fig, ax = plt.subplots(figsize=(min(24, max(6, 1.2 * len(axes_names))), 4.5))
+    norm = colors.Normalize(finite.min() if len(finite) else 0, finite.max() if len(finite) else 1)
+    cmap = colormaps["viridis"]
+    fig = Figure(figsize=(min(24, max(6, 1.2 * len(axes_names))), 4.5))
+    ax = fig.subplots()
     positions = range(len(axes_names))
     for i in range(len(table)):
         ys = [scaled[name].iloc[i] for name in axes_names]
@@ -240,23 +222,17 @@ def plot_parallel_coordinates(table: pd.DataFrame, metric: str, path: str, param
         labels = tick_labels[name]
         ax.text(pos, -0.08, str(labels[0])[:12], ha="center", va="top", fontsize=7)
         ax.text(pos, 1.04, str(labels[-1])[:12], ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(list(positions), [n if n != "best_value" else f"best {metric}" for n in axes_names], rotation=20, ha="right", fontsize=8)
+    names = [n if n != "best_value" else f"best {metric}" for n in axes_names]
+    ax.set_xticks(list(positions), names, rotation=20, ha="right", fontsize=8)
     ax.set_yticks([])
     ax.set_ylim(-0.15, 1.15)
-    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=metric)
+    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=metric)
     ax.set_title(f"Parallel coordinates ({len(table)} trials)")
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
-    plt.close(fig)
-    return path
+    return _save_png(fig, path)
 
 
-def _write_text(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
-
-
-def markdown_table(table: pd.DataFrame, digits: int = 4) -> str:
+def markdown_table(table: pd.DataFrame) -> str:
     """A GitHub-style Markdown table (no extra dependency).
 
     >>> print(markdown_table(pd.DataFrame({"trial": ["a"], "best_value": [0.123456]})), end="")
@@ -267,7 +243,7 @@ def markdown_table(table: pd.DataFrame, digits: int = 4) -> str:
 
     def fmt(value) -> str:
         if isinstance(value, float):
-            return "" if math.isnan(value) else f"{value:.{digits}g}"
+            return "" if math.isnan(value) else f"{value:.4g}"
         return str(value).replace("|", "\\|")
 
     lines = ["| " + " | ".join(map(str, table.columns)) + " |", "| " + " | ".join("---" for _ in table.columns) + " |"]
@@ -284,18 +260,15 @@ def write_report(
     # The Markdown view keeps what differs between trials; report.csv has every config key.
     shown = table[[c for c in table.columns if _is_summary(c)] + tuned_columns(table)]
     shown = shown.head(top_k) if top_k else shown
-    title = f"# {os.path.basename(os.path.normpath(experiment_dir))}: {metric} ({mode})\n\n"
+    text = f"# {os.path.basename(os.path.normpath(experiment_dir))}: {metric} ({mode})\n\n"
     twin = twin_column(metric)
     if twin in table.columns:
         kind = "the float network's" if is_chip_metric(metric) else "the chip-ready network's (to_chip(net))"
-        title += f"`{twin}`: {kind} `{chip_twin(metric)}` at each trial's best epoch (the epoch best_model.pt holds).\n\n"
-    paths = {
+        text += f"`{twin}`: {kind} `{chip_twin(metric)}` at each trial's best epoch (the epoch best_model.pt holds).\n\n"
+    text += markdown_table(shown)
+    return {
         "csv": atomic_write(os.path.join(out_dir, "report.csv"), lambda tmp: table.to_csv(tmp, index=False)),
-        "markdown": atomic_write(
-            os.path.join(out_dir, "report.md"),
-            lambda tmp: _write_text(tmp, title + markdown_table(shown)),
-        ),
+        "markdown": atomic_write(os.path.join(out_dir, "report.md"), lambda tmp: pathlib.Path(tmp).write_text(text, "utf-8")),
         "metric_vs_params": plot_metric_vs_params(table, metric, os.path.join(out_dir, "metric_vs_params.png")),
         "parallel_coordinates": plot_parallel_coordinates(table, metric, os.path.join(out_dir, "parallel_coordinates.png")),
     }
-    return paths

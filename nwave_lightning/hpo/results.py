@@ -1,25 +1,9 @@
-"""Per-epoch reports from a Lightning trial to Ray Tune, with the best model attached.
+"""What a trial reports to Ray Tune and how its results are read back.
 
-:class:`TuneEpochReport` reports each epoch through ``ray.tune.report`` and:
-
-* it reports every scalar the epoch logged (the SDK's keys: ``epoch``,
-  ``train_loss``, ``val_loss``, ``lr``, ``best_selected_metric``, ``val_<metric>``,
-  ``train/...``, ``val/...``, scheduler and early-stop keys, and the chip-ready
-  twins ``val_chip_loss`` / ``val_chip_<metric>`` that ``SNNModule`` logs from
-  ``to_chip(net)``) and fails the trial with the list of reported keys when the
-  selected ``metric`` is not among them;
-* the checkpoint it attaches holds ``best_model.pt`` (the best epoch so far, written
-  by ``BestModelCheckpoint``: ``epoch``, ``best_selected_metric``, ``state_dict``)
-  and, for exact resume/pause, the trainer state ``trial_state.ckpt``, whose callback
-  state holds the process's random streams (torch, NumPy, ``random``) so that a trial
-  resumed from it draws the same shuffles as the uninterrupted trial.
-
-It subclasses Lightning's ``Checkpoint`` so Lightning runs it after the other callbacks.
-
-Every float metric of a validation or test stage has a chip-ready twin (the same
-metric on ``to_chip(net)``): :func:`chip_twin` names it, :func:`best_epoch_metrics`
-reads both at the best epoch of a trial and :func:`describe_best` prints them side
-by side, whichever of the two the experiment selects on.
+:class:`TuneEpochReport` reports each epoch through ``ray.tune.report`` with the best model so far;
+:func:`best_result` and :func:`best_epoch_metrics` are the one definition of a trial's "best";
+:func:`describe_best` and :class:`TrialLines` put results on the console. The trial folder's files
+and the rules behind them are described in ``docs/tune-results.md``.
 
 Example:
     >>> chip_twin("val_acc"), chip_twin("val_chip_loss"), chip_twin("train_loss")
@@ -31,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pathlib
 import random
 import shutil
 import tempfile
@@ -44,6 +29,7 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint as _LightningCheckpoint
 
 from ..chip_keys import CHIP_METRIC_HINT, chip_twin, is_chip_metric
+from ..io import atomic_write
 
 __all__ = [
     "BEST_MODEL_FILE",
@@ -73,7 +59,6 @@ OUTCOME_FILE = "outcome.txt"
 _RAY_RESERVED = {"done", "training_iteration", "time_total_s", "time_this_iter_s", "config", "trial_id", "timestamp"}
 
 
-#: Why a ``val_chip_*`` key can be missing, and the cure (used in error messages).
 class MetricNotReportedError(ValueError):
     """The selected metric is not among the keys a trial reports."""
 
@@ -102,13 +87,7 @@ def check_metric_reported(metric: str, reported: Mapping[str, Any]) -> None:
 
 def write_outcome(trial_dir: str, outcome: str) -> None:
     """Record how the trial in ``trial_dir`` ended (see :data:`OUTCOME_FILE`)."""
-    from ..io import atomic_write
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(outcome)
-
-    atomic_write(os.path.join(trial_dir, OUTCOME_FILE), write)
+    atomic_write(os.path.join(trial_dir, OUTCOME_FILE), lambda tmp: pathlib.Path(tmp).write_text(outcome, "utf-8"))
 
 
 def trial_outcome(trial_dir: str) -> str:
@@ -124,9 +103,8 @@ def best_result(results, metric: str, mode: str, scope: str = "all"):
     """The best trial's ``ray.tune.Result``: the one definition of "best" that the summary, the report and
     ``HPOWrapper.best_result`` share.
 
-    ``scope="all"``: each trial scores its best epoch (the first of equal ones, the epoch ``best_model.pt``
-    holds, see :func:`best_epoch_metrics`); ``"last"``: its last epoch. Non-finite values never win; equal
-    scores go to the first trial by folder name (the report's order too).
+    ``scope="all"``: each trial scores its best epoch (see :func:`best_epoch_metrics`); ``"last"``: its last
+    epoch. Non-finite values never win; equal scores go to the first trial by folder name (the report's order too).
 
     Raises:
         MetricNotReportedError: no trial reported ``metric`` (the message lists what they did report and their errors).
@@ -135,16 +113,12 @@ def best_result(results, metric: str, mode: str, scope: str = "all"):
         raise ValueError(f"scope={scope!r} must be 'all' (best epoch) or 'last' (last epoch)")
     scored = []
     for result in sorted(results, key=lambda r: os.path.basename(str(getattr(r, "path", "")))):
-        frame = getattr(result, "metrics_dataframe", None)
-        if frame is None or metric not in frame.columns or not len(frame):
+        try:
+            value = best_epoch_metrics(result, metric, mode)[metric]
+        except MetricNotReportedError:  # not reported, or never finite
             continue
         if scope == "last":
-            value = float(frame[metric].iloc[-1])
-        else:
-            try:
-                value = best_epoch_metrics(result, metric, mode)[metric]
-            except MetricNotReportedError:
-                continue
+            value = float(result.metrics_dataframe[metric].iloc[-1])
         if math.isfinite(value):
             scored.append((value, result))
     if not scored:
@@ -162,52 +136,38 @@ def scalar_metrics(values: Mapping[str, Any]) -> dict[str, float]:
     """Finite-or-not scalars of ``values`` as Python floats (tensors with one element too)."""
     out: dict[str, float] = {}
     for key, value in values.items():
-        if key in _RAY_RESERVED:
-            continue
-        if hasattr(value, "numel"):
-            if value.numel() != 1:
-                continue
-            value = value.detach().cpu().item()
-        if isinstance(value, bool):
-            value = float(value)
-        if isinstance(value, (int, float)):
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if key not in _RAY_RESERVED and isinstance(value, (int, float)):
             out[str(key)] = float(value)
     return out
-
-
-def _epoch_column(frame) -> str | None:
-    for column in ("epoch", "training_iteration"):
-        if column in frame.columns:
-            return column
-    return None
 
 
 def best_epoch_metrics(result, metric: str, mode: str) -> dict[str, float]:
     """What one trial reported at the epoch where ``metric`` was best (the epoch ``best_model.pt`` holds).
 
-    Ties go to the first such epoch, as :class:`~nwave_lightning.callbacks.BestModelCheckpoint`
-    keeps the first. ``result`` is a ``ray.tune.Result`` (or anything with a
-    ``metrics_dataframe``); the returned dict holds that epoch's reported scalars, so
-    ``chip_twin(metric)`` is there whenever the trial reported it.
+    Ties go to the first such epoch, as :class:`~nwave_lightning.callbacks.BestModelCheckpoint` keeps the
+    first. ``result`` is a ``ray.tune.Result`` or a frame like its ``metrics_dataframe`` (one row per epoch);
+    the returned dict holds that epoch's scalars, so ``chip_twin(metric)`` is there whenever the trial reported it.
 
     Raises:
         MetricNotReportedError: the trial never reported ``metric`` (the message lists what it did report).
     """
     if mode not in ("min", "max"):
         raise ValueError(f"mode={mode!r} must be 'min' or 'max'")
-    frame = getattr(result, "metrics_dataframe", None)
-    if frame is None or metric not in frame.columns:
-        keys = [] if frame is None else sorted(c for c in frame.columns if c not in _RAY_RESERVED)
+    frame = getattr(result, "metrics_dataframe", result)
+    columns = list(getattr(frame, "columns", []))
+    if metric not in columns:
+        keys = sorted(c for c in columns if c not in _RAY_RESERVED)
         raise MetricNotReportedError(f"selected metric {metric!r} not reported by this trial; reported keys: {keys}")
     values = [float(v) for v in frame[metric]]
     finite = [i for i, v in enumerate(values) if math.isfinite(v)]
     if not finite:
         raise MetricNotReportedError(f"selected metric {metric!r}: this trial reported no finite value ({values})")
-    pick = max if mode == "max" else min
-    best_value = pick(values[i] for i in finite)
-    row = frame.iloc[next(i for i in finite if values[i] == best_value)]
-    out = scalar_metrics({key: value for key, value in row.items() if isinstance(key, str)})
-    epoch = _epoch_column(frame)
+    best = (max if mode == "max" else min)(finite, key=lambda i: values[i])  # the first of equal epochs
+    row = frame.iloc[best]
+    out = scalar_metrics(row)
+    epoch = next((c for c in ("epoch", "training_iteration") if c in columns), None)
     if epoch is not None:
         out["epoch"] = float(row[epoch])
     return out
@@ -221,8 +181,7 @@ def describe_best(metrics: Mapping[str, float], metric: str, trial: str | None =
     >>> describe_best({"val_acc": 0.9, "epoch": 3.0}, "val_acc")
     'Best val_acc: 0.9 at epoch 3; its chip-ready twin val_chip_acc was not reported (SNNModule logs val_chip_* ...)'
     """
-    value = metrics.get(metric)
-    text = f"Best {metric}: {_fmt(value)}"
+    text = f"Best {metric}: {_fmt(metrics.get(metric))}"
     if "epoch" in metrics:
         text += f" at epoch {int(metrics['epoch'])}"
     if trial:
@@ -233,9 +192,9 @@ def describe_best(metrics: Mapping[str, float], metric: str, trial: str | None =
     if twin in metrics:
         what = "the float network's" if is_chip_metric(metric) else "the chip-ready (to_chip(net))"
         return f"{text}; {what} {twin} at that epoch: {_fmt(metrics[twin])}"
-    what = "float twin" if is_chip_metric(metric) else "chip-ready twin"
-    hint = "" if is_chip_metric(metric) else f" ({CHIP_METRIC_HINT})"
-    return f"{text}; its {what} {twin} was not reported{hint}"
+    if is_chip_metric(metric):
+        return f"{text}; its float twin {twin} was not reported"
+    return f"{text}; its chip-ready twin {twin} was not reported ({CHIP_METRIC_HINT})"
 
 
 def _fmt(value) -> str:
@@ -243,11 +202,10 @@ def _fmt(value) -> str:
 
 
 class TuneEpochReport(_LightningCheckpoint):
-    """Report each epoch's metrics to Ray Tune with the best model so far.
+    """Report each epoch's scalars to Ray Tune with the best model so far.
 
     A Lightning ``Checkpoint`` callback, so Lightning runs it after the other callbacks
-    (``best_selected_metric`` is logged by then); it reports through ``ray.tune.report``
-    (``ray.train.report`` on Ray Train workers).
+    (``best_selected_metric`` is logged by then).
 
     Args:
         metric: The selected metric; its absence fails the trial with the reported keys.
@@ -256,7 +214,8 @@ class TuneEpochReport(_LightningCheckpoint):
         checkpoint_every_epoch: Attach a checkpoint to every report (needed for exact
             resume and for schedulers that pause trials); False attaches one only on
             epochs where ``best_model.pt`` changed.
-        report_fn: What sends ``(metrics, checkpoint)``; defaults to ``ray.tune.report``.
+        report_fn: What sends ``(metrics, checkpoint)``; defaults to ``ray.tune.report``
+            (``ray.train.report`` on Ray Train workers).
     """
 
     def __init__(
@@ -274,14 +233,6 @@ class TuneEpochReport(_LightningCheckpoint):
         self.checkpoint_every_epoch = checkpoint_every_epoch
         self.report_fn = report_fn or ray.tune.report
         self.best_stamp: tuple | None = None
-        self.last_report: dict[str, float] = {}
-
-    def epoch_report(self, trainer: pl.Trainer) -> dict[str, float]:
-        """The epoch's scalars (``epoch`` included); raises when the selected metric is missing."""
-        report = scalar_metrics(trainer.callback_metrics)
-        report.setdefault("epoch", float(trainer.current_epoch + 1))
-        check_metric_reported(self.metric, report)
-        return report
 
     def _best_changed(self) -> bool:
         try:
@@ -292,27 +243,20 @@ class TuneEpochReport(_LightningCheckpoint):
         changed, self.best_stamp = stamp != self.best_stamp, stamp
         return changed
 
-    def _write_checkpoint(self, trainer: pl.Trainer, directory: str) -> None:
-        if os.path.exists(self.best_model_path):
-            shutil.copy2(self.best_model_path, os.path.join(directory, BEST_MODEL_FILE))
-        if self.save_trainer_state:
-            trainer.save_checkpoint(os.path.join(directory, TRIAL_STATE_FILE), weights_only=False)
-
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        report = self.epoch_report(trainer)
-        self.last_report = report
-        attach = self._best_changed() or self.checkpoint_every_epoch
-        if not attach:
+        report = scalar_metrics(trainer.callback_metrics)
+        report.setdefault("epoch", float(trainer.current_epoch + 1))
+        check_metric_reported(self.metric, report)
+        if not (self._best_changed() or self.checkpoint_every_epoch):
             self.report_fn(report)
             return
         with tempfile.TemporaryDirectory(prefix="nwave_tune_ckpt_") as directory:
-            if trainer.is_global_zero:
-                self._write_checkpoint(trainer, directory)
-            elif self.save_trainer_state:
-                trainer.save_checkpoint(os.path.join(directory, TRIAL_STATE_FILE), weights_only=False)  # collective under DDP
+            if self.save_trainer_state:  # on every rank: a collective under DDP (rank 0 writes the file)
+                trainer.save_checkpoint(os.path.join(directory, TRIAL_STATE_FILE), weights_only=False)
+            if trainer.is_global_zero and os.path.exists(self.best_model_path):
+                shutil.copy2(self.best_model_path, os.path.join(directory, BEST_MODEL_FILE))
             has_files = trainer.is_global_zero and any(os.scandir(directory))
-            checkpoint = ray.tune.Checkpoint.from_directory(directory) if has_files else None
-            self.report_fn(report, checkpoint=checkpoint)
+            self.report_fn(report, checkpoint=ray.tune.Checkpoint.from_directory(directory) if has_files else None)
 
     def state_dict(self) -> dict[str, Any]:
         # Lightning's checkpoint leaves out the random streams; without them a resumed trial
@@ -355,13 +299,11 @@ def trial_dirname(trial) -> str:
 
 
 class TrialLines(ray.tune.Callback):
-    """One console line per finished trial (Ray's own tables are left out at ``verbose`` <= 1).
+    """One console line per finished trial, covering a resumed trial's earlier sessions too.
 
-    The line covers the whole trial, a resumed one too: its epochs are read back from the trial's
-    ``result.json`` in ``experiment_dir`` (what this process saw when the folder is not local).
-
-    >>> TrialLines("val_acc", "max").line("trial_00001", "TERMINATED", [{"val_acc": 0.5, "epoch": 1.0}, {"val_acc": 0.75, "epoch": 2.0}], 3, 8)
-    '[3/8] trial_00001 TERMINATED after 2 epochs: best val_acc 0.75 at epoch 2'
+    >>> rows = [{"val_acc": 0.5, "epoch": 1.0}, {"val_acc": 0.75, "epoch": 2.0}]
+    >>> TrialLines("val_acc", "max").line("trial_1", "TERMINATED", rows, 3, 8)
+    '[3/8] trial_1 TERMINATED after 2 epochs: best val_acc 0.75 at epoch 2'
     """
 
     def __init__(self, metric: str, mode: str, total: int = 0, experiment_dir: str | None = None) -> None:
@@ -373,43 +315,46 @@ class TrialLines(ray.tune.Callback):
         self.history.setdefault(trial.trial_id, []).append({k: v for k, v in result.items() if isinstance(v, (int, float))})
 
     def rows(self, trial) -> list[dict]:
-        """The trial's reported epochs, one row each (an epoch reported again after a resume: the later row).
-
-        Earlier sessions' epochs come from ``result.json`` (Ray's JSON logger, which may still buffer the
-        newest lines), this session's from what this callback saw.
-        """
-        rows: list[dict] = []
-        if self.experiment_dir:
-            try:
-                with open(os.path.join(self.experiment_dir, trial_dirname(trial), "result.json"), encoding="utf-8") as handle:
-                    lines = handle.readlines()
-            except OSError:
-                lines = []
-            for line in lines:
-                try:
-                    rows.append(json.loads(line))
-                except ValueError:  # a line the logger is still writing
-                    continue
-        rows += self.history.get(trial.trial_id, [])
-        by_epoch = {row["epoch"]: row for row in rows if "epoch" in row}
-        if not by_epoch:  # a custom train_fn that reports no epoch
-            return self.history.get(trial.trial_id, [])
+        """The trial's reported epochs in order, each with its ``epoch`` (an epoch reported again after a
+        resume: the later row; a ``train_fn`` that reports no epoch: its reports, numbered from 1)."""
+        seen = self.history.get(trial.trial_id, [])
+        by_epoch = {row["epoch"]: row for row in [*self._logged(trial), *seen] if "epoch" in row}
+        if not by_epoch:
+            return [{"epoch": i, **row} for i, row in enumerate(seen, start=1)]
         return [by_epoch[epoch] for epoch in sorted(by_epoch)]
 
+    def _logged(self, trial) -> list[dict]:
+        # Earlier sessions' epochs: Ray's result.json (its JSON logger may still buffer this session's newest).
+        if not self.experiment_dir:
+            return []
+        try:
+            with open(os.path.join(self.experiment_dir, trial_dirname(trial), "result.json"), encoding="utf-8") as handle:
+                lines = handle.readlines()
+        except OSError:
+            return []
+        rows = []
+        for line in lines:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:  # a line the logger is still writing
+                continue
+        return rows
+
     def line(self, name: str, status: str, rows: list[dict], done: int, total: int) -> str:
-        epochs = int(max((row.get("epoch", i + 1) for i, row in enumerate(rows)), default=0))
-        text = f"[{done}/{total}] {name} {status} after {epochs} epochs"
+        """``[done/total] name status after N epochs: best <metric> ...`` for ``rows`` (see :meth:`rows`)."""
+        text = f"[{done}/{total}] {name} {status} after {int(rows[-1]['epoch']) if rows else 0} epochs"
         scored = [row for row in rows if self.metric in row]
         if not scored:
             return text + f": {self.metric} not reported"
         best = (max if self.mode == "max" else min)(scored, key=lambda row: row[self.metric])
-        text += f": best {self.metric} {_fmt(best[self.metric])} at epoch {int(best.get('epoch', scored.index(best) + 1))}"
+        text += f": best {self.metric} {_fmt(best[self.metric])} at epoch {int(best['epoch'])}"
         twin = chip_twin(self.metric)
         return text + (f" ({twin} {_fmt(best[twin])})" if twin in best else "")
 
     def _print(self, trials, trial, status: str) -> None:
         self.finished += 1
-        print(self.line(trial_dirname(trial), status, self.rows(trial), self.finished, max(len(trials), self.total)), flush=True)
+        total = max(len(trials), self.total)
+        print(self.line(trial_dirname(trial), status, self.rows(trial), self.finished, total), flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self._print(trials, trial, "TERMINATED")

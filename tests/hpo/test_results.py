@@ -1,9 +1,12 @@
-"""hpo.results.TrialLines: one console line per finished trial, covering a resumed trial's whole run."""
+"""hpo.results: the console line per finished trial (a resumed trial's whole run) and the one "best"."""
 
 import json
 from types import SimpleNamespace
 
-from nwave_lightning.hpo.results import TrialLines, trial_dirname
+import pandas as pd
+import pytest
+
+from nwave_lightning.hpo.results import MetricNotReportedError, TrialLines, best_epoch_metrics, best_result, trial_dirname
 
 
 def test_a_resumed_trial_line_covers_both_sessions_and_the_unflushed_epoch(tmp_path, capsys):
@@ -28,3 +31,33 @@ def test_without_a_local_folder_the_line_covers_what_this_process_saw(capsys):
         lines.on_trial_result(iteration=0, trials=[trial], trial=trial, result={"epoch": epoch, "val_loss": loss, "val_chip_loss": loss + 0.1})
     lines.on_trial_error(iteration=0, trials=[trial], trial=trial)
     assert capsys.readouterr().out == "[1/1] trial_abc_00002 ERROR after 2 epochs: best val_loss 0.25 at epoch 2 (val_chip_loss 0.35)\n"
+
+
+def test_a_train_fn_without_epochs_gets_its_reports_numbered(capsys):
+    trial = SimpleNamespace(trial_id="abc_00003")
+    lines = TrialLines("val_acc", "max", total=1)
+    for acc in (0.25, 0.75, 0.5):
+        lines.on_trial_result(iteration=0, trials=[trial], trial=trial, result={"val_acc": acc})
+    lines.on_trial_complete(iteration=0, trials=[trial], trial=trial)
+    assert capsys.readouterr().out == "[1/1] trial_abc_00003 TERMINATED after 3 epochs: best val_acc 0.75 at epoch 2\n"
+
+
+def _result(folder, accs):
+    frame = pd.DataFrame({"epoch": [float(e) for e in range(1, len(accs) + 1)], "val_acc": accs})
+    return SimpleNamespace(path=f"/exp/{folder}", metrics_dataframe=frame, metrics={"val_acc": accs[-1]}, error=None)
+
+
+def test_best_result_scores_best_or_last_epoch_and_breaks_ties_by_folder():
+    nan = float("nan")
+    results = [_result("trial_c", [0.9, 0.5]), _result("trial_b", [0.5, 0.9, 0.7]), _result("trial_a", [nan, 0.8])]
+    # scope="all": trial_b and trial_c tie at 0.9 (first epoch holding it: 2 and 1); the first folder name wins.
+    assert best_result(results, "val_acc", "max").path == "/exp/trial_b"
+    assert best_epoch_metrics(results[1], "val_acc", "max") == {"epoch": 2.0, "val_acc": 0.9}
+    # scope="last": 0.5, 0.7, 0.8; "min" never picks trial_a's NaN.
+    assert best_result(results, "val_acc", "max", scope="last").path == "/exp/trial_a"
+    assert best_result(results, "val_acc", "min").path == "/exp/trial_b"
+    assert best_result(results, "val_acc", "min", scope="last").path == "/exp/trial_c"
+    with pytest.raises(MetricNotReportedError, match=r"'val_loss' not reported \(finite\) by any trial.*\['val_acc'\]"):
+        best_result(results, "val_loss", "max")
+    with pytest.raises(ValueError, match="scope='best'"):
+        best_result(results, "val_acc", "max", scope="best")
