@@ -1,36 +1,10 @@
 """Trials that train on several workers: Ray Train's ``TorchTrainer`` inside a Tune trial.
 
-With ``HPOWrapper.set_resources(cpu=..., gpu=..., workers=N)`` (or ``workers: N``
-in a tune YAML) each trial is a small driver that launches a ``TorchTrainer`` of
-``N`` workers with ``cpu``/``gpu`` each. Every worker runs the same trial flow and
-Lightning trains with ``RayDDPStrategy``; rank 0 writes the TensorBoard events
-and ``best_model.pt``.
-
-Each epoch's ``ray.train.report`` (metrics + checkpoint, persisted by Ray Train)
-is forwarded by :class:`_ForwardReports` (a Ray Train ``UserCallback``) through a
-queue to the trial driver, which reports it to Tune with the same checkpoint. So
-Tune schedulers see every epoch as for a single-worker trial, and
-``best_result().checkpoint`` holds ``best_model.pt``. A restarted trial resumes
-from its Ray Train run, which is named after the trial id.
-
-Placement groups: Ray Train reserves its workers' resources in a placement group
-that lives as long as its creator (the Train controller) *and* the job that
-started the experiment. When Tune stops a trial (ASHA at ``max_t``, a pause, a
-failure), the trial actor is killed and its controller with it, before the
-controller removes that group; the reservation then outlives the trial and every
-later trial waits for CPUs that never free up (Ray Train's own
-``PlacementGroupCleaner`` needs the dashboard's state API to notice, and
-``include_dashboard=False`` clusters have none). So rank 0 notes its group in the
-trial folder, and :class:`ReleaseTrainResources`, a Tune callback that
-``run_experiment`` adds for multi-worker trials on local storage, removes it as
-soon as Tune is done with the trial.
-
-Coverage: Ray ends its worker processes without running Python's exit handlers,
-so a trial process or worker measured by ``coverage`` (CI runs the suite under
-``coverage run``, which starts measurement in every subprocess) would leave an
-empty data file. :func:`save_measured_coverage` saves what such a process
-measured when its trial work ends; in a process that coverage does not measure
-it does nothing.
+With ``workers: N`` (``HPOWrapper.set_resources(..., workers=N)``) each trial is a small driver that
+runs a ``TorchTrainer`` of ``N`` workers (Lightning's ``RayDDPStrategy``; rank 0 writes the TensorBoard
+events and ``best_model.pt``) and reports every epoch to Tune with its checkpoint. How reports reach
+Tune, why the placement groups of stopped trials are released here, and why processes save their coverage
+data themselves: ``docs/tune-engine.md`` ("Trials on several workers").
 
 Example:
     >>> import queue
@@ -181,14 +155,11 @@ class ReleaseTrainResources(ray.tune.Callback):
     def _release(self, trials) -> None:
         release_placement_groups([os.path.join(self.experiment_dir, trial_dirname(t)) for t in trials])
 
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+    def _release_trial(self, iteration, trials, trial, **info) -> None:
         self._release([trial])
 
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._release([trial])
-
-    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
-        self._release([trial])  # its next attempt reserves a new group
+    # A recovered trial's next attempt reserves a new group.
+    on_trial_complete = on_trial_error = on_trial_recover = _release_trial
 
     def on_step_end(self, iteration, trials, **info) -> None:
         # Paused trials (HyperBand) get no callback of their own: sweep once a second.

@@ -1,12 +1,8 @@
 """The experiment engine behind both front doors (``HPOWrapper`` and ``nwave tune``).
 
-:func:`run_experiment` connects to Ray (a running cluster with ``address``),
-applies the memory guard, builds the trial scheduler and search algorithm,
-assembles ``Tuner`` / ``TuneConfig`` / ``RunConfig`` (failures retried
-``max_failures`` times, the latest checkpoint of each trial kept), resumes an
-interrupted experiment with ``Tuner.restore`` and logs every failed trial with its
-error. Ray's own TensorBoard logger is left out: each trial writes its Lightning
-TensorBoard events in ``<storage>/<experiment>/trial_<id>/tensorboard``.
+:func:`run_experiment` connects to Ray, applies the memory guard, builds the trial scheduler and
+search algorithm, runs (or restores) Ray Tune's ``Tuner`` and logs every failed trial with its error.
+What it sets up and why: ``docs/tune-engine.md`` ("The engine").
 
 Example:
     >>> settings = ExperimentSettings(metric="val_acc", mode="max", experiment_name="demo", storage_path="/tmp/runs")
@@ -22,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -33,14 +30,15 @@ from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import TrialScheduler
 
+from .distributed import DRIVER_RESOURCES, ReleaseTrainResources
 from .memory_guard import MemoryGuard, Recommendation, resolve_concurrency
 from .results import TrialLines, trial_dirname, trial_outcome, write_outcome
-from .schedulers import build_search_alg, build_tune_scheduler
+from .schedulers import build_search_alg, build_tune_scheduler, grid_sizes
 from .trial import TrialSpec
 
 __all__ = [
-    "ExperimentInterrupted", "ExperimentSettings", "TrialOutcome", "choose_experiment", "connect_ray", "experiment_path", "is_remote", "run_experiment",
-    "summarize_failures", "trial_count", "trial_spec",
+    "ExperimentInterrupted", "ExperimentSettings", "TrialOutcome", "choose_experiment", "connect_ray", "experiment_path",
+    "is_remote", "run_experiment", "trial_count", "trial_spec",
 ]
 
 log = logging.getLogger(__name__)
@@ -64,8 +62,6 @@ class ExperimentSettings:
     max_failures: int = 0
     address: str | None = None
     verbose: int = 1
-    time_budget_s: float | None = None
-    reuse_actors: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in ("min", "max"):
@@ -78,7 +74,8 @@ class ExperimentSettings:
     def problems(self) -> list[str]:
         """What is wrong with the numbers of the experiment (checked with every other problem before launch).
 
-        >>> ExperimentSettings("val_acc", "max", "demo", num_samples=0, max_failures=-1).problems()  # doctest: +NORMALIZE_WHITESPACE
+        >>> settings = ExperimentSettings("val_acc", "max", "demo", num_samples=0, max_failures=-1)
+        >>> settings.problems()  # doctest: +NORMALIZE_WHITESPACE
         ['num_samples=0 must be >= 1 (configurations to sample)',
          'max_failures=-1 must be >= 0 (retries of a failing trial)']
         """
@@ -86,10 +83,14 @@ class ExperimentSettings:
         if int(self.num_samples) < 1:
             out.append(f"num_samples={self.num_samples} must be >= 1 (configurations to sample)")
         if self.max_concurrent_trials is not None and int(self.max_concurrent_trials) < 1:
-            out.append(f"max_concurrent_trials={self.max_concurrent_trials} must be >= 1, or unset for the memory guard's choice")
+            out.append(
+                f"max_concurrent_trials={self.max_concurrent_trials} must be >= 1, or unset for the memory guard's choice"
+            )
         if int(self.num_workers) < 1:
             out.append(f"workers={self.num_workers} must be >= 1 (Ray Train workers per trial)")
-        out += [f"{name}={value} must be >= 0 (per trial, or per worker)" for name, value in self.resources.items() if float(value or 0) < 0]
+        for name, value in self.resources.items():
+            if float(value or 0) < 0:
+                out.append(f"{name}={value} must be >= 0 (per trial, or per worker)")
         if int(self.max_failures) < 0:
             out.append(f"max_failures={self.max_failures} must be >= 0 (retries of a failing trial)")
         return out
@@ -140,40 +141,13 @@ def connect_ray(address: str | None = None) -> None:
     ray.init(address=address, include_dashboard=False, log_to_driver=sys.stdout.isatty(), logging_level=logging.WARNING)
 
 
-def _trial_resources(settings: ExperimentSettings) -> dict[str, float]:
-    cpu = float(settings.resources.get("cpu", 1) or 0)
-    gpu = float(settings.resources.get("gpu", 0) or 0)
-    if settings.num_workers > 1:
-        from .distributed import DRIVER_RESOURCES
-
-        # The trial only drives a Ray Train run; its workers request the resources.
-        return dict(DRIVER_RESOURCES)
-    return {"cpu": cpu, "gpu": gpu}
-
-
-def _distributed_callbacks(settings: ExperimentSettings) -> list:
-    """Multi-worker trials reserve Ray Train placement groups that a stopped trial leaves behind."""
-    if settings.num_workers <= 1 or is_remote(settings.storage):
-        return []
-    from .distributed import ReleaseTrainResources
-
-    return [ReleaseTrainResources(experiment_path(settings))]
-
-
-def _console(settings: ExperimentSettings) -> list:
-    if settings.verbose != 1:
-        return []
-    path = experiment_path(settings)
-    return [TrialLines(settings.metric, settings.mode, settings.num_samples, None if is_remote(path) else path)]
-
-
 def _check_cluster_has(settings: ExperimentSettings, cluster: Mapping[str, float]) -> None:
-    per_worker = settings.resources
     for name, key in (("cpu", "CPU"), ("gpu", "GPU")):
-        need = float(per_worker.get(name, 0) or 0) * max(1, settings.num_workers)
+        per_worker = settings.resources.get(name, 0)
+        need = float(per_worker) * settings.num_workers
         if need > float(cluster.get(key, 0)) + 1e-9:
             raise ValueError(
-                f"set_resources({name}={per_worker.get(name)}) x {max(1, settings.num_workers)} worker(s) needs "
+                f"set_resources({name}={per_worker}) x {settings.num_workers} worker(s) needs "
                 f"{need:g} {key} per trial but the Ray cluster has {cluster.get(key, 0):g}; trials would wait "
                 f"forever. Lower set_resources({name}=...) (e.g. gpu=0 on a CPU machine) or add nodes."
             )
@@ -202,7 +176,7 @@ class _DriverLines(logging.Filter):
 
     Ray logs "Experiment has been interrupted ... Resume experiment with: Tuner.restore(...)" (the engine says how
     to resume its own way) and "Trials did not complete: [...]" (failures get one line each from
-    :func:`summarize_failures`; interrupted trials are listed as incomplete in the report).
+    :func:`run_experiment`; interrupted trials are listed as incomplete in the report).
     """
 
     def __init__(self) -> None:
@@ -218,33 +192,22 @@ class _DriverLines(logging.Filter):
 
 
 @contextlib.contextmanager
-def _ray_env():
+def _tune_driver():
+    """This process as Ray Tune's driver: ``_RAY_ENV`` set, and the end-of-run lines filtered (yields the filter)."""
     previous = {key: os.environ.get(key) for key in _RAY_ENV}
     os.environ.update(_RAY_ENV)
+    lines = _DriverLines()
+    tune_logger = logging.getLogger("ray.tune.tune")
+    tune_logger.addFilter(lines)
     try:
-        yield
+        yield lines
     finally:
+        tune_logger.removeFilter(lines)
         for key, value in previous.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def _owns_metric(obj: Any) -> bool:
-    return getattr(obj, "metric", None) is not None
-
-
-def summarize_failures(results) -> list[str]:
-    """One line per failed trial (path and error), logged and returned."""
-    lines = []
-    for result in results:
-        if result.error is not None:
-            error = str(result.error).strip().splitlines()
-            lines.append(f"trial {os.path.basename(result.path)} failed: {error[-1] if error else result.error!r}")
-    for line in lines:
-        log.warning("%s (details: ResultGrid.errors / the trial's error.txt)", line)
-    return lines
 
 
 def trial_count(param_space: Mapping[str, Any], num_samples: int) -> int:
@@ -253,11 +216,7 @@ def trial_count(param_space: Mapping[str, Any], num_samples: int) -> int:
     >>> trial_count({"a": {"grid_search": [1, 2, 3]}, "b": {"grid_search": [0, 1]}, "c": 5}, 2)
     12
     """
-    count = int(num_samples)
-    for value in param_space.values():
-        if isinstance(value, Mapping) and set(value) == {"grid_search"}:
-            count *= len(value["grid_search"])
-    return count
+    return int(num_samples) * math.prod(grid_sizes(param_space))
 
 
 def choose_experiment(settings: ExperimentSettings, resume: bool | str) -> bool:
@@ -329,21 +288,21 @@ def run_experiment(
         restore: Continue the experiment in ``<storage>/<experiment_name>`` (decided by :func:`choose_experiment`).
         callbacks: Extra Ray Tune callbacks.
         model_bytes: Memory of one trial's model at its batch size (the dry run's), for the memory guard.
+
+    Raises:
+        ExperimentInterrupted: Ctrl-C stopped it (its state is saved for ``restore``).
     """
     connect_ray(settings.address)
     cluster = ray.cluster_resources()
     _check_cluster_has(settings, cluster)
-    resources = _trial_resources(settings)
-    guard_resources = dict(settings.resources)
-    if settings.num_workers > 1:
-        guard_resources = {k: float(v or 0) * settings.num_workers for k, v in settings.resources.items()}
+    workers = settings.num_workers
     concurrency, recommendation = resolve_concurrency(
         settings.memory_guard,
         settings.max_concurrent_trials,
         dataset_path=dataset_path,
         data_cfg=data_cfg,
         num_samples=trial_count(param_space, settings.num_samples),
-        resources=guard_resources,
+        resources={name: float(value or 0) * workers for name, value in settings.resources.items()},
         cluster=cluster,
         model_bytes=model_bytes,
     )
@@ -353,48 +312,54 @@ def run_experiment(
     search_alg = settings.search_alg
     if search_alg is None or isinstance(search_alg, (str, Mapping)):
         search_alg = build_search_alg(search_alg, param_space=param_space)
-    own = _owns_metric(scheduler) or (search_alg is not None and _owns_metric(search_alg))
+    # A scheduler or search algorithm built with its own metric: Ray refuses a second one in TuneConfig.
+    own_metric = any(getattr(part, "metric", None) is not None for part in (scheduler, search_alg))
     tune_config = tune.TuneConfig(
-        metric=None if own else settings.metric,
-        mode=None if own else settings.mode,
+        metric=None if own_metric else settings.metric,
+        mode=None if own_metric else settings.mode,
         num_samples=settings.num_samples,
         max_concurrent_trials=concurrency,
         scheduler=scheduler,
         search_alg=search_alg,
-        time_budget_s=settings.time_budget_s,
         trial_dirname_creator=trial_dirname,
-        # A fresh trial process imports torch + Lightning again (seconds); reuse them.
-        reuse_actors=settings.reuse_actors,
+        reuse_actors=True,  # a fresh trial process imports torch + Lightning again (seconds)
     )
-    remote = is_remote(settings.storage)
+    path = experiment_path(settings)
+    remote = is_remote(path)
+    run_callbacks = [CSVLoggerCallback(), JsonLoggerCallback()]
+    if workers > 1 and not remote:
+        run_callbacks.append(ReleaseTrainResources(path))
+    if settings.verbose == 1:
+        run_callbacks.append(TrialLines(settings.metric, settings.mode, settings.num_samples, None if remote else path))
+    if not remote:
+        run_callbacks.append(TrialOutcome(path))
     run_config = tune.RunConfig(
         name=settings.experiment_name,
         storage_path=settings.storage,
         failure_config=tune.FailureConfig(max_failures=int(settings.max_failures)),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         sync_config=tune.SyncConfig(sync_artifacts=remote),
-        callbacks=[
-            CSVLoggerCallback(), JsonLoggerCallback(), *_distributed_callbacks(settings), *_console(settings),
-            *([] if remote else [TrialOutcome(experiment_path(settings))]), *(callbacks or []),
-        ],
+        callbacks=run_callbacks + list(callbacks or []),
         # At verbose <= 1 the console gets one line per finished trial (TrialLines) instead of Ray's tables.
         verbose=settings.verbose if settings.verbose > 1 else 0,
     )
-    trainable = tune.with_resources(trainable, resources)
-    path = experiment_path(settings)
+    # A multi-worker trial only drives its Ray Train run; the workers request the resources.
+    trainable = tune.with_resources(trainable, dict(DRIVER_RESOURCES if workers > 1 else settings.resources))
     if not remote:
         os.makedirs(path, exist_ok=True)
-    lines = _DriverLines()
-    tune_logger = logging.getLogger("ray.tune.tune")
-    tune_logger.addFilter(lines)
-    with _ray_env(), contextlib.ExitStack() as stack:
-        stack.callback(tune_logger.removeFilter, lines)
+    with _tune_driver() as lines:
         if restore:
-            tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True, param_space=dict(param_space))
+            tuner = tune.Tuner.restore(
+                path, trainable, resume_unfinished=True, resume_errored=True, param_space=dict(param_space)
+            )
         else:
             tuner = tune.Tuner(trainable, param_space=dict(param_space), tune_config=tune_config, run_config=run_config)
         results = tuner.fit()
-    summarize_failures(results)
+    for result in results:
+        if result.error is not None:
+            error = str(result.error).strip().splitlines() or [repr(result.error)]
+            log.warning("trial %s failed: %s (details: ResultGrid.errors / the trial's error.txt)",
+                        os.path.basename(result.path), error[-1])
     # Ray's own line says it was interrupted; trials neither finished nor failed say it too (the line may not
     # reach the filter: a logger configured away, Ray Client).
     if lines.interrupted or results.num_terminated + results.num_errors < len(results):

@@ -1,23 +1,9 @@
-"""Host-RAM pre-check: how many trials can run at once without swapping or OOM.
+"""Host-RAM pre-check: how many trials can run at once without swapping or running out of memory.
 
-Before launching Ray Tune, :func:`resolve_concurrency` (called by ``HPOWrapper.run``)
-
-1. reads the RAM available on this machine (``/proc/meminfo``'s ``MemAvailable``,
-   psutil when present, ``sysconf`` otherwise);
-2. estimates the dataset footprint from ``dataset_path`` and the ``data.*`` values
-   that name files or folders under it (``train_file``, ``val_file``, ...); every
-   trial loads its own copy, so one trial needs
-   ``dataset_bytes * dataset_memory_multiplier + model_bytes + trial_overhead_bytes``
-   where ``model_bytes`` is what one training batch of the trial's model holds
-   (measured by a dry run, :func:`nwave_lightning.hpo.preflight.dry_run`);
-3. recommends ``max_concurrent_trials`` as the smallest of: the RAM budget
-   (``available * safety_fraction``) divided by that per-trial need, the trials the
-   cluster's CPUs/GPUs can host with the requested per-trial resources, and
-   the number of trials (``num_samples`` times every grid's size);
-4. auto-caps concurrency to the recommendation when the user set none (and prints
-   the estimate); when the user's value is above what memory allows, raises
-   :class:`MemoryGuardError` (``strict=True``) or caps it with a warning. A value
-   above the CPU/GPU or trial-count limit is left to Ray (trials wait their turn).
+:func:`resolve_concurrency` (called by the engine before launch) estimates one trial's RAM (its own
+copy of the dataset, its model's memory at its batch size, the process itself), recommends
+``max_concurrent_trials`` and caps or refuses a value that does not fit. How the estimate is made
+and when it raises: ``docs/tune-engine.md`` ("The memory guard").
 
 Example:
     >>> guard = MemoryGuard(trial_overhead_bytes=100 * 2**20)
@@ -54,8 +40,6 @@ log = logging.getLogger(__name__)
 #: RAM one trial process needs besides its data (torch + Lightning + Ray worker), measured
 #: as the resident size of a tiny CPU trial; override with ``trial_overhead_bytes``.
 DEFAULT_TRIAL_OVERHEAD_BYTES = 600 * 2**20
-#: ``data.*`` keys whose values are read as paths under ``dataset_path``.
-_PATH_KEY_SUFFIXES = ("_file", "_path", "_dir", "_files", "_paths")
 
 
 class MemoryGuardError(ValueError):
@@ -107,21 +91,13 @@ class Recommendation:
 
 
 def available_ram_bytes() -> int:
-    """RAM available for new processes on this machine, in bytes."""
+    """RAM available for new processes on this machine, in bytes (Linux's ``MemAvailable``, else the free pages)."""
     try:
         with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+            fields = dict(line.split(":", 1) for line in handle)
+        return int(fields["MemAvailable"].split()[0]) * 1024
     except OSError:
-        pass
-    try:
-        import psutil  # optional; ships with some Ray installs
-
-        return int(psutil.virtual_memory().available)
-    except ImportError:
-        pass
-    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def _path_bytes(path: str) -> int:
@@ -137,58 +113,41 @@ def _path_bytes(path: str) -> int:
     return total
 
 
-def _hinted_paths(dataset_path: str | None, data_cfg: Mapping[str, Any]) -> list[list[str]]:
-    """Per ``data.*`` hint, the candidate paths it may name (several when tuned)."""
-    hints = []
-    for key, value in data_cfg.items():
-        values = domain_values(value)
-        if values is None:
-            continue
-        candidates = []
-        for candidate in values:
-            items = candidate if isinstance(candidate, (list, tuple)) else [candidate]
-            for item in items:
-                if not isinstance(item, (str, os.PathLike)):
-                    continue
-                item = os.fspath(item)
-                path = item if os.path.isabs(item) or not dataset_path else os.path.join(dataset_path, item)
-                if os.path.exists(path) or key.endswith(_PATH_KEY_SUFFIXES):
-                    candidates.append(path)
-        if candidates:
-            hints.append(candidates)
-    return hints
+def _named_paths(root: str, value: Any) -> list[str]:
+    """The existing files or folders a ``data.*`` value names under ``root`` (each choice of a tuned one)."""
+    paths = []
+    for choice in domain_values(value) or []:
+        for item in choice if isinstance(choice, (list, tuple)) else [choice]:
+            if not isinstance(item, (str, os.PathLike)):
+                continue
+            path = os.path.join(root, item)
+            if os.path.exists(path):
+                paths.append(path)
+    return paths
 
 
 def estimate_dataset_bytes(dataset_path: str | os.PathLike | None, data_cfg: Mapping[str, Any] | None = None) -> int:
     """On-disk size of the data a trial loads.
 
-    Uses the files the ``data.*`` hints name under ``dataset_path`` (for a tuned
-    hint, its largest choice); without hints, the whole ``dataset_path``.
+    Uses the files the ``data.*`` values name under ``dataset_path`` (for a tuned
+    value, its largest choice); when none names a file, the whole ``dataset_path``.
 
     >>> import tempfile, pathlib
     >>> root = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (root / "train.pt").write_bytes(b"x" * 3000); _ = (root / "val.pt").write_bytes(b"x" * 1000)
+    >>> _ = (root / "train.pt").write_bytes(b"x" * 3000)
+    >>> _ = (root / "val.pt").write_bytes(b"x" * 1000)
     >>> _ = (root / "unused.bin").write_bytes(b"x" * 5000)
     >>> estimate_dataset_bytes(root, {"train_file": "train.pt", "val_file": "val.pt", "batch_size": 8})
     4000
     >>> estimate_dataset_bytes(root)
     9000
     """
-    root = os.fspath(dataset_path) if dataset_path is not None else None
-    hints = _hinted_paths(root, data_cfg or {})
-    if hints:
-        seen, total = set(), 0
-        for candidates in hints:
-            sizes = {path: _path_bytes(path) for path in candidates if os.path.exists(path)}
-            if sizes:
-                biggest = max(sizes, key=sizes.get)
-                if biggest not in seen:
-                    seen.add(biggest)
-                    total += sizes[biggest]
-        return total
-    if root and os.path.exists(root):
-        return _path_bytes(root)
-    return 0
+    root = os.fspath(dataset_path) if dataset_path is not None else ""
+    named = [paths for paths in (_named_paths(root, value) for value in (data_cfg or {}).values()) if paths]
+    if named:
+        # Two values naming the same file count it once.
+        return sum(_path_bytes(path) for path in {max(paths, key=_path_bytes) for paths in named})
+    return _path_bytes(root) if root else 0
 
 
 def recommend_concurrency(
@@ -211,8 +170,7 @@ def recommend_concurrency(
         if need > 0:
             limits[name] = int(math.floor(float(cluster.get(key, 0)) / need + 1e-9))
     limited_by = min(limits, key=limits.get)
-    value = max(1, limits[limited_by])
-    return Recommendation(value, limited_by, int(dataset_bytes), per_trial, available, budget, limits)
+    return Recommendation(max(1, limits[limited_by]), limited_by, int(dataset_bytes), per_trial, available, budget, limits)
 
 
 def resolve_concurrency(
@@ -228,6 +186,8 @@ def resolve_concurrency(
     model_bytes: int = 0,
 ) -> tuple[int | None, Recommendation | None]:
     """Apply the guard: the concurrency to use and the recommendation behind it.
+
+    Only memory caps or refuses ``requested``: more trials than CPUs, GPUs or samples allow wait their turn in Ray.
 
     Raises:
         MemoryGuardError: ``guard.strict`` and ``requested`` trials at once do not fit the
@@ -258,15 +218,14 @@ def resolve_concurrency(
         print(f"Memory guard: max_concurrent_trials not set, auto-capped; {rec.describe()}", flush=True)
         return rec.value, rec
     fits = max(1, rec.limits["memory"])
-    if requested > fits:
-        message = (
-            f"Memory guard: max_concurrent_trials={requested} does not fit in memory; {rec.describe()}. "
-            f"Fix: max_concurrent_trials: {fits} (HPOWrapper: set_max_concurrent_trials({fits})) or leave it unset to "
-            "auto-cap, a smaller model or batch, "
-            "or relax memory_guard (strict=False / safety_fraction=...)."
-        )
-        if guard.strict:
-            raise MemoryGuardError(message)
-        print(f"{message} Capped to {fits}.", flush=True)
-        return fits, rec
-    return requested, rec
+    if requested <= fits:
+        return requested, rec
+    message = (
+        f"Memory guard: max_concurrent_trials={requested} does not fit in memory; {rec.describe()}. "
+        f"Fix: max_concurrent_trials: {fits} (HPOWrapper: set_max_concurrent_trials({fits})) or leave it unset to "
+        "auto-cap, a smaller model or batch, or relax memory_guard (strict=False / safety_fraction=...)."
+    )
+    if guard.strict:
+        raise MemoryGuardError(message)
+    print(f"{message} Capped to {fits}.", flush=True)
+    return fits, rec

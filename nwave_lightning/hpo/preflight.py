@@ -1,16 +1,14 @@
 """Checks before launch: every problem of an experiment's setup in one error, before any trial starts.
 
-Both front doors (``nwave tune`` and ``HPOWrapper.run``) collect the problems of the
-search space (known domain, ``lower < upper``, integer bounds for ``randint``,
-non-empty choices), the experiment settings (``max_failures >= 0``) and the metric
-names, then :func:`raise_problems` raises one :class:`PreflightError` listing them all.
-``nwave tune`` also trains one batch of one sampled config (:func:`dry_run`): that
-gives the keys the model really logs (the tune metric and every callback's monitored
-metric are checked against them) and the model's memory per trial for the memory guard.
+Both front doors collect the problems of the search space, the experiment settings and the metric names,
+then :func:`raise_problems` raises one :class:`PreflightError` listing them all; ``nwave tune`` also
+trains one batch of one sampled config (:func:`dry_run`) for the keys the model logs and its memory.
+See ``docs/tune-engine.md`` ("Checks before launch").
 
 Example:
-    >>> search_space_problems({"optim.lr": {"unifrom": [0.1, 0.2]}, "model.h": {"randint": [1.5, 4]},
-    ...                        "model.p": {"uniform": [0.9, 0.1]}, "model.k": {"choice": []}})  # doctest: +NORMALIZE_WHITESPACE
+    >>> space = {"optim.lr": {"unifrom": [0.1, 0.2]}, "model.h": {"randint": [1.5, 4]},
+    ...          "model.p": {"uniform": [0.9, 0.1]}, "model.k": {"choice": []}}
+    >>> search_space_problems(space)  # doctest: +NORMALIZE_WHITESPACE
     ["search_space['optim.lr']: unknown domain 'unifrom' (did you mean 'uniform'?)",
      "search_space['model.h']: randint bounds must be integers, got lower=1.5, upper=4",
      "search_space['model.p']: lower=0.9 must be < upper=0.1",
@@ -71,7 +69,8 @@ def search_space_problems(space: Mapping[str, Any]) -> list[str]:
 def metric_problems(metric: str, logged: Iterable[str], monitors: Mapping[str, str] = {}) -> list[str]:
     """The tune metric and each callback's monitored metric (``{callback: metric}``) against the logged keys.
 
-    >>> metric_problems("val_accc", ["val_acc", "val_loss"], {"BestModelCheckpoint": "val_los"})  # doctest: +NORMALIZE_WHITESPACE
+    >>> monitors = {"BestModelCheckpoint": "val_los"}
+    >>> metric_problems("val_accc", ["val_acc", "val_loss"], monitors)  # doctest: +NORMALIZE_WHITESPACE
     ["metric='val_accc' is not a logged key (did you mean 'val_acc'?)",
      "BestModelCheckpoint monitors 'val_los', which is not a logged key (did you mean 'val_loss'?)"]
     """
@@ -132,8 +131,9 @@ def dry_run(model, datamodule) -> DryRun:
 
     with tempfile.TemporaryDirectory(prefix="nwave_dry_run_") as root:
         trainer = pl.Trainer(
-            max_epochs=1, limit_train_batches=1, limit_val_batches=1, num_sanity_val_steps=0, accelerator="cpu", devices=1,
-            logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=root,
+            max_epochs=1, limit_train_batches=1, limit_val_batches=1, num_sanity_val_steps=0, accelerator="cpu",
+            devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+            default_root_dir=root,
         )
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
             trainer.fit(model, datamodule=datamodule)

@@ -1,24 +1,9 @@
 """Ray Tune trial schedulers and search algorithms from small config dicts.
 
-Trial schedulers decide which trials keep training (the vendor SDK's "Ray Tune trial
-scheduler" layer, not the LR scheduler nor the NWAVE schedulers):
-
-========== ============================================ =========================
-name       Ray Tune class                               useful keys
-========== ============================================ =========================
-asha       ``AsyncHyperBandScheduler`` (the default)    grace_period, reduction_factor, max_t, brackets
-hyperband  ``HyperBandScheduler`` (pauses trials)       reduction_factor, max_t
-median     ``MedianStoppingRule`` (never pauses)        grace_period, min_samples_required, min_time_slice
-fifo/none  ``FIFOScheduler`` (every trial runs to end)  --
-========== ============================================ =========================
-
-Times are counted in reported epochs (``time_attr="training_iteration"``) unless
-the config sets ``time_attr``. Search algorithms: ``random`` (Ray's
-``BasicVariantGenerator``, the default; the only one that expands ``grid``
-values), ``optuna`` (``OptunaSearch``) and ``hyperopt`` (``HyperOptSearch``, needs
-the ``hyperopt`` package).
-
-``metric`` / ``mode`` are left to ``TuneConfig`` (Ray refuses them twice).
+Trial schedulers decide which trials keep training (not the LR scheduler nor the NWAVE schedulers):
+``asha`` (the default), ``hyperband``, ``median`` and ``fifo``/``none``; search algorithms: ``random``
+(the default, the only one that expands ``grid`` values), ``optuna`` and ``hyperopt``. Their options
+and defaults: ``docs/tune-engine.md`` ("Trial schedulers and search algorithms").
 
 Example:
     >>> build_tune_scheduler({"name": "asha", "grace_period": 2}, max_t=10)._max_t
@@ -29,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,13 +26,7 @@ from ray.tune.schedulers import (
     TrialScheduler,
 )
 
-__all__ = [
-    "SEARCH_ALGORITHMS",
-    "TUNE_SCHEDULERS",
-    "build_search_alg",
-    "build_tune_scheduler",
-    "normalize_named_config",
-]
+__all__ = ["SEARCH_ALGORITHMS", "TUNE_SCHEDULERS", "build_search_alg", "build_tune_scheduler", "grid_sizes"]
 
 TUNE_SCHEDULERS = ("asha", "hyperband", "median", "fifo", "none")
 SEARCH_ALGORITHMS = ("random", "optuna", "hyperopt")
@@ -54,21 +34,23 @@ SEARCH_ALGORITHMS = ("random", "optuna", "hyperopt")
 _DEFAULT_MAX_T = 100
 
 
-def normalize_named_config(config: str | Mapping[str, Any] | None, default: str, what: str) -> dict[str, Any]:
-    """``"asha"`` / ``{"name": "asha", ...}`` / None -> ``{"name": ..., ...}`` (lower-case name).
-
-    >>> normalize_named_config("ASHA", "asha", "scheduler")
-    {'name': 'asha'}
-    """
-    if config is None:
-        return {"name": default}
-    if isinstance(config, str):
-        return {"name": config.strip().lower()}
+def _named(config: str | Mapping[str, Any] | None, default: str, what: str) -> tuple[str, dict[str, Any]]:
+    """``"asha"`` / ``{"name": "asha", ...}`` / None -> the lower-case name and the other options."""
+    if config is None or isinstance(config, str):
+        config = {"name": default if config is None else config}
     if not isinstance(config, Mapping):
         raise ValueError(f"{what} config {config!r} must be a name or a mapping with a 'name' key")
-    out = dict(config)
-    out["name"] = str(out.get("name", default)).strip().lower()
-    return out
+    options = dict(config)
+    return str(options.pop("name", default)).strip().lower(), options
+
+
+def grid_sizes(param_space: Mapping[str, Any]) -> list[int]:
+    """The number of values of each ``grid_search`` entry (every combination is a trial).
+
+    >>> grid_sizes({"a": {"grid_search": [1, 2, 3]}, "b": {"grid_search": [0, 1]}, "c": 5})
+    [3, 2]
+    """
+    return [len(v["grid_search"]) for v in param_space.values() if isinstance(v, Mapping) and set(v) == {"grid_search"}]
 
 
 def build_tune_scheduler(config: str | Mapping[str, Any] | None, *, max_t: float | None = None) -> TrialScheduler:
@@ -77,26 +59,18 @@ def build_tune_scheduler(config: str | Mapping[str, Any] | None, *, max_t: float
     Raises:
         ValueError: unknown name or options the scheduler does not take.
     """
-    cfg = normalize_named_config(config, "asha", "tune scheduler")
-    name = cfg.pop("name")
+    name, cfg = _named(config, "asha", "tune scheduler")
     if name in ("fifo", "none"):
         if cfg:
             raise ValueError(f"tune scheduler {name!r} takes no options, got {sorted(cfg)}")
         return FIFOScheduler()
     cfg.setdefault("time_attr", "training_iteration")
     if name in ("asha", "hyperband") and "max_t" not in cfg:
-        # A trial that trains longer than max_t is stopped there, so max_t must cover the epochs;
-        # a grace period longer than the trials just means no trial is stopped early.
+        # max_t must cover the epochs (a trial is stopped there); a longer grace period stops no trial early.
         cfg["max_t"] = max(int(max_t) if max_t else _DEFAULT_MAX_T, int(cfg.get("grace_period", 1)))
     if name == "median":
-        # Ray's default grace period is 60 s of time_total_s; in epochs one is enough.
-        cfg.setdefault("grace_period", 1)
-        # Ray's default (min_time_slice=0) pauses a trial after *every* epoch while fewer than
-        # min_samples_required trials have got that far and others wait for a slot (always so
-        # with max_concurrent_trials < num_samples): each pause restarts the trial process from
-        # its checkpoint, and a train_fn that does not resume from ctx.checkpoint never finishes
-        # (it starts over at epoch 1 after every pause). Trials here never yield; the rule
-        # only stops them.
+        cfg.setdefault("grace_period", 1)  # Ray's default is 60 s of time_total_s; in epochs one is enough
+        # Ray's default pauses waiting trials, which restart from their checkpoint (docs/tune-engine.md).
         cfg.setdefault("min_time_slice", float("inf"))
     classes = {"asha": AsyncHyperBandScheduler, "hyperband": HyperBandScheduler, "median": MedianStoppingRule}
     if name not in classes:
@@ -110,10 +84,6 @@ def build_tune_scheduler(config: str | Mapping[str, Any] | None, *, max_t: float
         raise ValueError(f"tune scheduler {name!r} got invalid options {sorted(cfg)}: {err}") from err
 
 
-def _has_grid(param_space: Mapping[str, Any]) -> bool:
-    return any(isinstance(v, Mapping) and set(v) == {"grid_search"} for v in param_space.values())
-
-
 def build_search_alg(config: str | Mapping[str, Any] | None, *, param_space: Mapping[str, Any] | None = None):
     """Build a search algorithm (None means Ray's default random/grid generator).
 
@@ -125,9 +95,8 @@ def build_search_alg(config: str | Mapping[str, Any] | None, *, param_space: Map
     >>> type(build_search_alg({"name": "optuna", "seed": 0})).__name__
     'OptunaSearch'
     """
-    cfg = normalize_named_config(config, "random", "search algorithm")
-    name = cfg.pop("name")
-    if name in ("random", "grid", "basic", "variant"):
+    name, cfg = _named(config, "random", "search algorithm")
+    if name == "random":
         seed = cfg.pop("seed", None)
         if cfg:
             raise ValueError(f"search algorithm 'random' takes only 'seed', got {sorted(cfg)}")
@@ -138,24 +107,20 @@ def build_search_alg(config: str | Mapping[str, Any] | None, *, param_space: Map
         return BasicVariantGenerator(random_state=int(seed))
     if name not in SEARCH_ALGORITHMS:
         raise ValueError(f"search algorithm name={name!r} is not supported; use one of {list(SEARCH_ALGORITHMS)}")
-    if param_space and _has_grid(param_space):
+    if grid_sizes(param_space or {}):
         raise ValueError(
             f"search algorithm {name!r} cannot expand grid values; use 'choice' instead of 'grid' "
             "(or tune.choice instead of tune.grid_search), or the 'random' search algorithm"
         )
+    # Ray's wrappers import their package lazily and fail late, with an assertion.
+    if importlib.util.find_spec(name) is None:
+        raise ImportError(f"search algorithm {name!r} needs `pip install {name}`; or use 'random'")
     if name == "optuna":
-        try:
-            from ray.tune.search.optuna import OptunaSearch
-        except ImportError as err:  # pragma: no cover - optuna is a test dependency
-            raise ImportError("search algorithm 'optuna' needs `pip install optuna`") from err
+        from ray.tune.search.optuna import OptunaSearch
+
         return OptunaSearch(**cfg)
-    try:
-        import hyperopt  # noqa: F401  (Ray's wrapper imports it lazily and fails late)
-        from ray.tune.search.hyperopt import HyperOptSearch
-    except ImportError as err:
-        raise ImportError(
-            "search algorithm 'hyperopt' needs `pip install hyperopt`; or use 'optuna' / 'random'"
-        ) from err
+    from ray.tune.search.hyperopt import HyperOptSearch
+
     if "seed" in cfg:
         cfg["random_state_seed"] = cfg.pop("seed")
     return HyperOptSearch(**cfg)
