@@ -87,7 +87,7 @@ class NWaveCLI(RunCLI):
     @rank_zero_only
     def _describe_network(self) -> None:
         net = getattr(self.model, "net", self.model)
-        count = sum(p.numel() for p in self.model.parameters())
+        count = sum(parameter.numel() for parameter in self.model.parameters())
         print(f"Network: {type(net).__name__}, {count:,} parameters")
 
     @rank_zero_only

@@ -138,7 +138,7 @@ def tune(
             ray_tune.with_parameters(run_trial, spec=trial_spec(trial, settings)),
             space,
             settings,
-            dataset_path=next((data_args[k] for k in ("data_dir", "dataset_path", "root") if data_args.get(k)), None),
+            dataset_path=next((data_args[key] for key in ("data_dir", "dataset_path", "root") if data_args.get(key)), None),
             data_cfg=data_args,
             max_t=upper_bound(epochs) if epochs is not None else None,
             restore=restore,
@@ -212,8 +212,8 @@ def _summarize_best(results, base: dict, metric: str, mode: str, local_dir: Opti
         return
     # The launch's fit sections with the trial's values (not the logging a trial hands to the engine): what
     # `nwave export` (or `nwave fit`) needs to rebuild its network. Samplers may give NumPy scalars; YAML takes none.
-    values = json.loads(json.dumps(dict(best.config), default=lambda v: v.item() if hasattr(v, "item") else str(v)))
-    text = yaml.safe_dump(apply_overrides(copy.deepcopy(base), values), sort_keys=False)
+    plain = json.dumps(dict(best.config), default=lambda value: value.item() if hasattr(value, "item") else str(value))
+    text = yaml.safe_dump(apply_overrides(copy.deepcopy(base), json.loads(plain)), sort_keys=False)
     best_config = os.path.join(local_dir, BEST_CONFIG)
     atomic_write(best_config, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     print(f"Best trial's fit config: {best_config}")
@@ -287,6 +287,6 @@ def _largest_value(domain):
 
     def size(value) -> float:
         items = value if isinstance(value, (list, tuple)) else [value]
-        return sum(v for v in items if isinstance(v, (int, float)) and not isinstance(v, bool))
+        return sum(item for item in items if isinstance(item, (int, float)) and not isinstance(item, bool))
 
     return max(values, key=size)
