@@ -1,30 +1,7 @@
 """The ``nwave`` command: a LightningCLI for SNNModule, any datamodule and the Trainer.
 
-Usage::
-
-    nwave fit --config configs/quickstart.yaml
-    nwave fit --config configs/experiment/digits.yaml --trainer.max_epochs=5
-    nwave fit --config configs/quickstart.yaml --ckpt_path last       # resume
-    nwave validate --config configs/quickstart.yaml --ckpt_path runs/.../last.ckpt
-    python -m nwave_lightning fit --print_config                       # every option
-
-A config (see :func:`nwave_lightning.run.build_from_config`, which builds every run
-the same way) has four sections: ``model``, ``data``, ``trainer`` and
-``seed_everything``. Several ``--config`` files merge left to right, so the groups
-under ``configs/`` (model, data, trainer, callbacks, experiment) compose.
-``--ckpt_path last`` resumes in the newest version folder of the same logger name.
-
-Adding a subcommand (how ``tune`` plugs in): list it in
-:meth:`NWaveCLI.subcommands` with the Trainer arguments it skips, and give
-:class:`NWaveTrainer` a method of the same name; LightningCLI turns the
-method's typed arguments into options and calls it with ``model`` and
-``datamodule``. ``before_<name>`` / ``after_<name>`` methods of the CLI run around it.
-
-``nwave tune --config configs/tune_<x>.yaml`` (a fit config plus a
-``search_space``) runs Ray Tune over it; see :mod:`nwave_lightning.cli.tune`.
-``nwave export --config <fit config> --ckpt_path <checkpoint> --output model.json``
-writes the trained network for the chip (``.json`` / ``.npz`` chip file, ``.nir``);
-see :mod:`nwave_lightning.cli.export`.
+How configs compose, how a subcommand plugs in (``tune``, ``export``) and which errors the console
+script prints as one line: ``docs/tune-cli.md``.
 
 Example:
     >>> sorted(NWaveCLI.subcommands())
@@ -33,16 +10,19 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import shlex
 import sys
+import traceback
 import warnings
 from typing import Any, Optional
 
-from lightning.pytorch import Trainer
+from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
+from torch import nn
 
 from .export import EXPORT_SKIPPED_ARGS, export as _export_subcommand
 from .tune import TUNE_SKIPPED_ARGS, tune as _tune_subcommand
@@ -59,6 +39,9 @@ __all__ = ["NWaveCLI", "NWaveTrainer", "console_main", "main"]
 # Lightning's ModelCheckpoint says this of a folder that already holds checkpoints; resuming
 # (`--ckpt_path`) continues in that folder on purpose.
 _RESUMED_FOLDER_WARNING = r"Checkpoint directory .* exists and is not empty"
+# Errors raised in this folder are the framework's own checks (console_main prints them as one line).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
 
 class NWaveTrainer(Trainer):
     """The Trainer behind ``nwave``; subcommands beyond fit/validate/test/predict are its methods."""
@@ -77,20 +60,20 @@ class NWaveCLI(RunCLI):
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
-        if self.config.get("subcommand") not in LightningCLI.subcommands():
+        subcommand = self.config.get("subcommand")
+        if subcommand not in LightningCLI.subcommands():
             # tune / export: the Trainer's device lines and LightningCLI's "Seed set to" (printed
             # before before_instantiate_classes) are not theirs.
             for name in ("lightning.pytorch", "lightning.fabric"):
                 logging.getLogger(name).setLevel(logging.WARNING)
-        if self.config.get("subcommand") == "export":
-            # Checked here, before LightningCLI reads the checkpoint's hyper-parameters and builds the
-            # model and the data: a wrong --output suffix fails before anything is loaded.
+        if subcommand == "export":
+            # Before LightningCLI reads the checkpoint and builds the model: a wrong suffix fails first.
             export_format(self.config["export"].get("output"), name="output")
-        # Fault handling: `last` -> newest intact checkpoint, damaged files and overridden
-        # hyper-parameters refused; before LightningCLI reads the checkpoint's hyper-parameters.
-        subcommand = self.config.get("subcommand")
-        argv = args if isinstance(args, (list, tuple)) else (sys.argv[1:] if args is None else None)
-        settle_ckpt_path(self.config.get(subcommand) if subcommand else None, subcommand, DEFAULT_LOG_DIR, argv)
+        if subcommand:
+            # `last` -> newest intact checkpoint, damaged files and overridden hyper-parameters refused;
+            # before LightningCLI reads the checkpoint's hyper-parameters.
+            argv = args if isinstance(args, (list, tuple)) else (sys.argv[1:] if args is None else None)
+            settle_ckpt_path(self.config[subcommand], subcommand, DEFAULT_LOG_DIR, argv)
 
     def runs_a_fit_loop(self) -> bool:
         return self.subcommand in LightningCLI.subcommands()
@@ -104,7 +87,7 @@ class NWaveCLI(RunCLI):
     @rank_zero_only
     def _describe_network(self) -> None:
         net = getattr(self.model, "net", self.model)
-        count = sum(p.numel() for p in self.model.parameters())
+        count = sum(parameter.numel() for parameter in self.model.parameters())
         print(f"Network: {type(net).__name__}, {count:,} parameters")
 
     @rank_zero_only
@@ -115,7 +98,8 @@ class NWaveCLI(RunCLI):
         logger = self.trainer.logger
         if logger is not None and getattr(logger, "log_dir", None):
             root = getattr(logger, "save_dir", None) or logger.log_dir
-            print(f"\nTensorBoard logs: {os.path.abspath(logger.log_dir)}\n  view them with: tensorboard --logdir {root}")
+            print(f"\nTensorBoard logs: {os.path.abspath(logger.log_dir)}")
+            print(f"  view them with: tensorboard --logdir {root}")
         checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "")
         if checkpoint:
             print(f"Last checkpoint:  {os.path.abspath(checkpoint)}\n  resume with: --ckpt_path last")
@@ -140,7 +124,8 @@ def _best_model_lines(callbacks, config_files) -> str:
         path = callback.best_model_path if isinstance(callback, BestModelCheckpoint) else None
         if path and os.path.isfile(path):
             path = os.path.abspath(path)
-            configs = " ".join(f"--config {shlex.quote(str(file))}" for file in config_files or []) or "--config <your config>"
+            configs = " ".join(f"--config {shlex.quote(str(file))}" for file in config_files or [])
+            configs = configs or "--config <your config>"
             return (
                 f"Best model:       {callback.metric} {callback.best_score:.4g} ({callback.mode}) at epoch "
                 f"{callback.best_epoch}: {path}\n"
@@ -167,16 +152,10 @@ def main(args: Optional[list[str]] = None, **overrides: Any) -> Optional[NWaveCL
 
 def _builtins_text() -> str:
     """The built-in networks and datamodules, for ``--help`` (read from the packages' ``__all__``)."""
-    import inspect
-
-    from lightning.pytorch import LightningDataModule
-    from torch import nn
 
     def names(package, kind):
-        return ", ".join(
-            f"{package.__name__}.{name}" for name in package.__all__
-            if inspect.isclass(getattr(package, name)) and issubclass(getattr(package, name), kind)
-        )
+        classes = [name for name in package.__all__ if inspect.isclass(getattr(package, name))]
+        return ", ".join(f"{package.__name__}.{name}" for name in classes if issubclass(getattr(package, name), kind))
 
     return (
         "Train, evaluate, tune and export hardware-aware spiking networks for the NWAVE H1 cores.\n"
@@ -186,31 +165,17 @@ def _builtins_text() -> str:
 
 
 def console_main() -> None:
-    """The ``nwave`` console script.
+    """The ``nwave`` console script: :func:`main`, returning nothing (a console script's result goes to ``sys.exit``).
 
-    Console scripts pass the return value to ``sys.exit``; returning the CLI
-    object (as :func:`main` does, for tests and the tune engine) would print it
-    and exit with status 1 after a successful run.
-
-    The framework's own checks raise ``ValueError`` (``PreflightError`` and
-    ``MemoryGuardError`` too) with a message that says what to change: it is
-    printed as ``nwave: error: <message>`` (exit status 2, as for a bad
-    option), without a traceback. A ``ValueError`` raised elsewhere (a user's
-    datamodule, a library) keeps its traceback. :func:`main` raises both.
+    A ``ValueError`` raised by the framework's own checks (``PreflightError`` and ``MemoryGuardError`` too) says
+    what to change: it is printed as ``nwave: error: <message>`` with exit status 2, as for a bad option. One raised
+    outside the framework (a user's datamodule, a library) keeps its traceback.
     """
     try:
         main()
     except ValueError as error:
-        if not _raised_by_the_framework(error):
+        innermost_frame = list(traceback.walk_tb(error.__traceback__))[-1][0]
+        if not os.path.abspath(innermost_frame.f_code.co_filename).startswith(_PACKAGE_DIR):
             raise
         print(f"nwave: error: {error}", file=sys.stderr)
         sys.exit(2)
-
-
-def _raised_by_the_framework(error: BaseException) -> bool:
-    """Whether ``error`` was raised in this package's code (the innermost frame of its traceback)."""
-    tb = error.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(package + os.sep)

@@ -1,25 +1,8 @@
 """``nwave export``: from a training checkpoint to a file for the chip.
 
-Usage::
-
-    nwave export --config configs/quickstart.yaml --ckpt_path runs/quickstart/version_0/checkpoints/last.ckpt --output model.json
-    nwave export --config configs/quickstart.yaml --ckpt_path last --output model.npz     # newest run of that config
-    nwave export --config configs/quickstart.yaml --ckpt_path best_model.pt --output model.nir
-
-The config builds the model as for ``nwave fit`` (LightningCLI takes the model's
-arguments from the checkpoint's hyper-parameters when it holds them, so the
-network has the trained shape); :func:`~nwave_lightning.deploy.load_trained_net`
-loads the checkpoint's weights into its network, :func:`~nwave_lightning.deploy.to_chip`
-applies the chip constraints and :func:`~nwave_lightning.deploy.check_chip` gives
-the verdict, printed one violation per line, or ``chip check: OK (<n> layers,
-chip <name>)``. A chip-legal network is written by :func:`~nwave_lightning.deploy.export`
-in the format the suffix of ``--output`` names
-(:data:`~nwave_lightning.deploy.EXPORT_FORMATS`) and its path printed; otherwise
-nothing is written and the command exits with status 1.
-
-The module plugs into the ``nwave`` command the way ``tune`` does:
-:data:`EXPORT_SKIPPED_ARGS` in ``NWaveCLI.subcommands()`` and :func:`export` as
-the ``NWaveTrainer`` method of the same name. It needs nothing of Lightning.
+The command around :func:`~nwave_lightning.deploy.load_trained_net`, :func:`~nwave_lightning.deploy.to_chip`,
+:func:`~nwave_lightning.deploy.check_chip` and :func:`~nwave_lightning.deploy.export`; what it prints and
+writes: ``docs/tune-cli.md``.
 
 Example:
     >>> sorted(EXPORT_SKIPPED_ARGS)
@@ -45,10 +28,8 @@ def export(self, model, datamodule=None, *, ckpt_path: str, output: str) -> str:
     """Export a trained network for the chip: a chip file (.json / .npz) or NIR (.nir).
 
     Args:
-        ckpt_path: Checkpoint to export: a ``.ckpt`` of the run or its ``best_model.pt``. On the
-            command line ``last`` names the newest intact checkpoint of the config's run, resolved
-            before this is called (:func:`nwave_lightning.ckpt_args.settle_ckpt_path`, as for
-            ``nwave fit --ckpt_path last``).
+        ckpt_path: Checkpoint to export: a ``.ckpt`` of the run or its ``best_model.pt``; on the
+            command line ``last`` (the newest intact checkpoint of the config's run, as for ``nwave fit``).
         output: File to write; its suffix picks the format: ``.json`` (chip file, readable
             header + sibling ``.npz``), ``.npz`` (chip file in one file), ``.nir`` (NIR graph).
 
@@ -56,7 +37,7 @@ def export(self, model, datamodule=None, *, ckpt_path: str, output: str) -> str:
         The absolute path written.
 
     Raises:
-        ValueError: an unknown suffix (before anything is read), an unreadable or
+        ValueError: an unknown suffix (before anything is read), a missing, unreadable or
             unfitting checkpoint.
         SystemExit: status 1, nothing written, when the network is not chip-legal.
 
@@ -72,16 +53,6 @@ def export(self, model, datamodule=None, *, ckpt_path: str, output: str) -> str:
     """
     try:
         export_format(output, name="output")
-    except ValueError as err:
-        raise ValueError(f"nwave export: {err}") from err
-    if ckpt_path == "last":  # only the command line resolves it (it knows the config's run folder)
-        raise ValueError("export: ckpt_path='last' is resolved by `nwave export`; from Python pass the checkpoint's path.")
-    if not isinstance(ckpt_path, (str, os.PathLike)) or not os.path.isfile(ckpt_path):
-        raise ValueError(
-            f"nwave export: ckpt_path={ckpt_path!r} is not a file; pass a checkpoint of the run, e.g. "
-            "--ckpt_path runs/<name>/version_<n>/checkpoints/last.ckpt, its best_model.pt, or --ckpt_path last."
-        )
-    try:
         net = load_trained_net(model, ckpt_path)
     except ValueError as err:
         raise ValueError(f"nwave export: {err}") from err
