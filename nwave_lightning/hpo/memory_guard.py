@@ -91,13 +91,19 @@ class Recommendation:
 
 
 def available_ram_bytes() -> int:
-    """RAM available for new processes on this machine, in bytes (Linux's ``MemAvailable``, else the free pages)."""
+    """RAM available for new processes on this machine, in bytes (Linux's ``MemAvailable``, else the free pages;
+    where the system tells neither, as on macOS, all of its RAM)."""
     try:
         with open("/proc/meminfo", encoding="ascii") as handle:
             fields = dict(line.split(":", 1) for line in handle)
         return int(fields["MemAvailable"].split()[0]) * 1024
     except OSError:
+        pass
+    try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        log.info("free RAM is not known here; the memory guard budgets all of this machine's RAM")
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def _path_bytes(path: str) -> int:

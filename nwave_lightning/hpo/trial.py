@@ -11,7 +11,7 @@ builder of ``nwave fit`` too) and trained by :func:`fit_trial`:
 :func:`run_trial` is the Ray Tune trainable of both (on Ray Train workers when a trial has
 several). A custom ``train_fn(ctx)`` calls ``ctx.report(metrics, checkpoint_dir=...)`` once
 per epoch; ``best_model.pt`` (``{"epoch", "best_selected_metric", "state_dict"}``) in
-``checkpoint_dir`` is what the vendor SDK's restore snippet loads. docs/tune.md tells the story.
+``checkpoint_dir`` is what the vendor SDK's restore snippet loads. ``docs/tune-trials.md`` tells the story.
 
 Example:
     >>> import torch

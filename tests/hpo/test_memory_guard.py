@@ -117,3 +117,25 @@ def test_disabled_guard_passes_through():
 def test_bad_settings(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         MemoryGuard(**kwargs)
+
+
+def test_available_ram_without_meminfo_nor_free_pages(monkeypatch):
+    """Where the system tells no free RAM (macOS: no /proc/meminfo, no SC_AVPHYS_PAGES), the guard budgets all RAM."""
+    import builtins
+    import os
+
+    real_open, real_sysconf = builtins.open, os.sysconf
+
+    def no_meminfo(path, *args, **kwargs):
+        if str(path) == "/proc/meminfo":
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    def no_free_pages(name):
+        if name == "SC_AVPHYS_PAGES":
+            raise ValueError("unrecognized configuration name")
+        return real_sysconf(name)
+
+    monkeypatch.setattr(builtins, "open", no_meminfo)
+    monkeypatch.setattr(os, "sysconf", no_free_pages)
+    assert available_ram_bytes() == real_sysconf("SC_PHYS_PAGES") * real_sysconf("SC_PAGE_SIZE")
