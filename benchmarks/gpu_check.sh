@@ -21,8 +21,8 @@ mkdir -p "$out"
 
 # Tests that run on either device and put the vendor SDK's models on CUDA when there is one.
 CUDA_AWARE=(
-    "tests/seeds/test_seed_models.py::test_surrogate_snn_step_and_sequence_paths_are_identical"
-    "tests/seeds/test_seed_models.py::test_surrogate_snn_gradients_agree_between_paths"
+    "tests/vendor_sdk/test_sdk_models.py::test_surrogate_snn_step_and_sequence_paths_are_identical"
+    "tests/vendor_sdk/test_sdk_models.py::test_surrogate_snn_gradients_agree_between_paths"
     "tests/init/test_fluct_init.py::test_the_hpo_guides_build_model_with_a_pickled_loader"
 )
 # The dry run's subset: every layout, dtype family, surrogate class, forced blocks, a dot

@@ -46,7 +46,7 @@ from nwave_lightning.data import KeywordSpottingDataModule
 from nwave_lightning.loss import as_loss_output
 from nwave_lightning.metrics import ActivityMetric, PopulationAccuracy
 from nwave_lightning.models import H1Classifier, PopulationLoss
-from nwave_lightning.module import SNNModule
+from nwave_lightning.training import SNNModule
 
 CLASSES, PER_CLASS = 2, 8
 

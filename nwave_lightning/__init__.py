@@ -8,7 +8,7 @@ Public import paths:
 * ``.loss``, ``.metrics`` — composable losses, population accuracy / recall, activity;
 * ``.init`` — weight initialisation (``fluct_init``);
 * ``.models`` — ready-to-train classifiers and their losses;
-* ``.module`` — ``SNNModule``, the LightningModule, and the model output contract;
+* ``.training`` — ``SNNModule``, the LightningModule, and the model output contract;
 * ``.callbacks`` — schedules, sign annealing, early stop, best model;
 * ``.data`` — LightningDataModules (synthetic tasks, digits, tensor files);
 * ``.deploy`` — chip-legal copies, their check and the export formats;

@@ -1,7 +1,7 @@
 """``build_from_config``: the one way a run (model, datamodule, Trainer) is built from a config.
 
 A config is what ``nwave fit --config`` reads: ``model`` (``class_path``
-``nwave_lightning.module.SNNModule`` or a subclass, its ``init_args`` holding ``net``,
+``nwave_lightning.training.SNNModule`` or a subclass, its ``init_args`` holding ``net``,
 ``loss``, ``metrics`` as class paths), ``data`` (any LightningDataModule by class path),
 ``trainer`` and ``seed_everything``. ``nwave fit`` (through :class:`RunCLI`), every
 ``nwave tune`` trial and every ``HPOWrapper`` trial build through the same parser, so a
@@ -14,7 +14,7 @@ brings a checkpoint callback or turns checkpointing off) a ``ModelCheckpoint`` k
 
 Example:
     >>> run = build_from_config({
-    ...     "model": {"class_path": "nwave_lightning.module.SNNModule", "init_args": {
+    ...     "model": {"class_path": "nwave_lightning.training.SNNModule", "init_args": {
     ...         "net": {"class_path": "nwave_lightning.models.H1Classifier",
     ...                 "init_args": {"in_ch": 4, "num_classes": 2, "neurons_per_class": 2, "hidden": [8]}},
     ...         "loss": {"class_path": "nwave_lightning.models.PopulationLoss",
@@ -40,7 +40,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
 from .console import quiet_third_party
-from .module import SNNModule
+from .training import SNNModule
 
 __all__ = ["DEFAULT_LOG_DIR", "TRAINER_DEFAULTS", "Run", "RunCLI", "build_from_config", "cli_kwargs"]
 

@@ -7,7 +7,7 @@ import torch
 
 from nwave_lightning.checkpoints import CheckpointCorruptError, load_checkpoint, newest_checkpoint
 from nwave_lightning.deploy import load_trained_net
-from nwave_lightning.module import SNNModule
+from nwave_lightning.training import SNNModule
 
 
 def _save(path, step=3, epoch=1):

@@ -28,7 +28,7 @@ def test_a_script_with_its_own_trainer_gets_the_quiet_console_from_snn_module(tm
     """No `nwave` command involved: building an SNNModule is enough to drop the tips and the LeafSpec deprecation."""
     from nwave_lightning.data import KeywordSpottingDataModule
     from nwave_lightning.models import H1Classifier, PopulationLoss
-    from nwave_lightning.module import SNNModule
+    from nwave_lightning.training import SNNModule
 
     logging.getLogger("lightning.pytorch.utilities.rank_zero").filters.clear()  # as in a fresh process
     # Lightning's INFO lines at their default level (a trial process or a tune command before may have raised it).

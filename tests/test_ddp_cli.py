@@ -59,7 +59,7 @@ def test_two_process_cpu_ddp_fit_logs_rank_reduced_metrics(tmp_path):
 
     # Independent single-process evaluation of the saved weights on the whole validation split.
     from nwave_lightning.data import KeywordSpottingDataModule
-    from nwave_lightning.module import SNNModule
+    from nwave_lightning.training import SNNModule
 
     module = SNNModule.load_from_checkpoint(log_dir / "checkpoints" / "last.ckpt", map_location="cpu")
     module.eval()

@@ -58,7 +58,7 @@ from nwave_lightning.data import PatternDataModule  # noqa: E402
 from nwave_lightning.deploy import check_chip, to_chip  # noqa: E402
 from nwave_lightning.init import fluct_init  # noqa: E402
 from nwave_lightning.models import PatternGenerator, RateMSELoss  # noqa: E402
-from nwave_lightning.module import SNNModule  # noqa: E402
+from nwave_lightning.training import SNNModule  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SDK_MSE, SDK_MAE = 0.043628, 0.175458  # the vendor SDK tutorial's test numbers

@@ -342,7 +342,7 @@ def loss_term_ablation(dataset: str, epochs: int, path: str, lr: float = 3e-2) -
     import lightning.pytorch as pl
 
     from nwave_lightning.metrics import PopulationAccuracy
-    from nwave_lightning.module import SNNModule
+    from nwave_lightning.training import SNNModule
 
     train, val = build_datasets(dataset, {"train_file": "train.pt", "val_file": "val.pt"})
     curves = {}

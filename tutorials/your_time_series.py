@@ -64,7 +64,7 @@ from nwave_lightning.encode import Compose, Hold, OnOff  # noqa: E402
 from nwave_lightning.io import atomic_write  # noqa: E402
 from nwave_lightning.metrics import PopulationAccuracy  # noqa: E402
 from nwave_lightning.models import H1Classifier, PopulationLoss  # noqa: E402
-from nwave_lightning.module import SNNModule  # noqa: E402
+from nwave_lightning.training import SNNModule  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

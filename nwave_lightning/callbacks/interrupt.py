@@ -21,7 +21,7 @@ framework's datamodules (whose loaders are resumable) the result equals the
 uninterrupted run. Runs without checkpointing (``enable_checkpointing=False``)
 still stop cleanly and exit non-zero, but save nothing.
 
-:class:`~nwave_lightning.module.SNNModule` adds one to every fit.
+:class:`~nwave_lightning.training.SNNModule` adds one to every fit.
 
 Example:
     >>> cb = InterruptCheckpoint()

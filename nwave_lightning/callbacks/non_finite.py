@@ -10,7 +10,7 @@ non-finite value. The step that would have written it into the weights never
 runs, so the weights, ``last.ckpt`` and ``best_model.pt`` stay the last finite
 ones; as a last line, a checkpoint whose weights are not finite is refused.
 
-:class:`~nwave_lightning.module.SNNModule` adds one to every run (default on);
+:class:`~nwave_lightning.training.SNNModule` adds one to every run (default on);
 give the trainer ``NonFiniteGuard(enabled=False)`` to switch it off.
 
 Example:

@@ -111,7 +111,7 @@ class SignAnnealing(Callback):
         total_epochs: Length of the ramp in epochs (>= 1), or ``None``: ``ramp_fraction``
             of the trainer's ``max_epochs``, so the last epochs train with the signs
             the chip will have whatever the run's length (the default of
-            :class:`~nwave_lightning.module.SNNModule`'s hardware-aware training).
+            :class:`~nwave_lightning.training.SNNModule`'s hardware-aware training).
         schedule: ``"linear"`` or ``"geometric"``.
         ramp_fraction: Share of ``max_epochs`` the ramp takes when ``total_epochs`` is ``None``.
 

@@ -82,7 +82,7 @@ def shrink_minority_signs(model: nn.Module, shrink: float) -> int:
 class SignPruning(Callback):
     """Train with free signs, then shrink each row block's minority sign to zero (see the module doc).
 
-    Used instead of the default ``SignAnnealing``: :class:`~nwave_lightning.module.SNNModule`
+    Used instead of the default ``SignAnnealing``: :class:`~nwave_lightning.training.SNNModule`
     does not add its default ``SignAnnealing`` when the trainer holds a ``SignPruning``.
     ``sign_pruning/shrink`` and ``sign_topology/<layer>/<weight_id>_coherence_pct``
     are logged at the end of each training epoch.

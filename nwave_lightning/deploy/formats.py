@@ -102,7 +102,7 @@ def load_trained_net(model: nn.Module, ckpt_path: Union[str, os.PathLike]) -> nn
     """Load a checkpoint's weights into ``model``'s network and return the network.
 
     Reads Lightning checkpoints (``state_dict`` keys ``net.<...>`` of an
-    :class:`~nwave_lightning.module.SNNModule`) and
+    :class:`~nwave_lightning.training.SNNModule`) and
     :class:`~nwave_lightning.callbacks.BestModelCheckpoint` files (the network's own
     keys), with ``torch.load(weights_only=True)`` and a strict ``load_state_dict``. When the
     keys are sign-parametrised, the parametrisation is installed on the network first

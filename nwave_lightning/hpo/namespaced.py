@@ -36,7 +36,7 @@ from typing import Any
 import lightning.pytorch as pl
 
 from ..callbacks.config import NWAVE_SCHEDULERS
-from ..module.optim import LR_SCHEDULERS, OPTIMIZERS
+from ..training.optim import LR_SCHEDULERS, OPTIMIZERS
 from .space import domain_values, is_domain
 
 __all__ = [
@@ -173,8 +173,8 @@ def lr_scheduler_spec(sched_cfg: Mapping[str, Any]) -> dict[str, Any] | None:
 def named_choice_problems(space: Mapping[str, Any], *, custom_optimizer: bool, custom_scheduler: bool) -> list[str]:
     """Optimizer / LR-scheduler names in ``space`` that SNNModule does not build (a custom builder owns its names).
 
-    Every value a ``choice`` / ``grid`` can take is checked against :data:`~nwave_lightning.module.optim.OPTIMIZERS`
-    and :data:`~nwave_lightning.module.optim.LR_SCHEDULERS`.
+    Every value a ``choice`` / ``grid`` can take is checked against :data:`~nwave_lightning.training.optim.OPTIMIZERS`
+    and :data:`~nwave_lightning.training.optim.LR_SCHEDULERS`.
 
     >>> named_choice_problems({"optim.name": "sgd"}, custom_optimizer=False, custom_scheduler=False)
     ["optim.name='sgd' is not supported: SNNModule builds ['adam', 'adamax']; for others pass HPOWrapper(optimizer_builder=...)"]

@@ -37,7 +37,7 @@ import torch
 
 from ..callbacks import BestModelCheckpoint, NonFiniteError
 from ..console import quiet_trial_process
-from ..module.contract import unpack_batch, validate_contract
+from ..training.contract import unpack_batch, validate_contract
 from ..run import Run, build_from_config
 from .distributed import current_trial_dir, enter_launch_dir, run_distributed_trial, save_measured_coverage
 from .namespaced import TRIAL_OWNED_TRAINER_ARGS, SplitConfig, lr_scheduler_spec, split_config, trainer_kwargs
@@ -52,7 +52,7 @@ __all__ = [
 #: Folder (inside the trial folder) holding the trial's TensorBoard events.
 TENSORBOARD_DIR = "tensorboard"
 #: The class every trial trains (``nwave tune`` configs may name a subclass).
-_MODULE_CLASS = "nwave_lightning.module.SNNModule"
+_MODULE_CLASS = "nwave_lightning.training.SNNModule"
 
 
 @dataclass
@@ -252,7 +252,7 @@ def build_trial_context(
     ``best_model.pt`` goes to ``best_dir`` (default: ``best`` in the trial folder).
     """
     from ..callbacks.config import callbacks_from_config
-    from ..module.optim import build_lr_scheduler, build_optimizer
+    from ..training.optim import build_lr_scheduler, build_optimizer
 
     cfg = split_config(config)
     model = spec.model_builder(dict(cfg.model))

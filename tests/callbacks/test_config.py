@@ -1,4 +1,4 @@
-"""configs/callbacks/*.yaml through LightningCLI, and the seed-style dict builders."""
+"""configs/callbacks/*.yaml through LightningCLI, and the vendor-SDK-style dict builders."""
 
 from pathlib import Path
 

@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from nwave_lightning.callbacks import BestModelCheckpoint, NonFiniteError, NonFiniteGuard
 
-from tests.module._tiny import make_module, tiny_tensors, trainer
+from tests.training._tiny import make_module, tiny_tensors, trainer
 
 
 class PoisonAfterFirstEpoch(Dataset):
@@ -91,7 +91,7 @@ class SwitchOn(Callback):
 
 
 def test_a_nan_gradient_names_the_parameter_and_the_step_never_runs(tmp_path):
-    from tests.module._tiny import tiny_loss
+    from tests.training._tiny import tiny_loss
 
     loss = NanGradientLoss(tiny_loss())
     snap = Snapshot()

@@ -40,7 +40,7 @@ def test_exp_stops_at_end_value_only_in_its_direction():
     assert values(grow, 4) == [10.0, 20.0, 30.0, 30.0]
     decay = SurrogateScheduler("step", start_value=10.0, gamma=0.5, step_size=1, end_value=3.0)
     assert values(decay, 4) == [10.0, 5.0, 3.0, 3.0]
-    # the seed's HPO grid mixes gamma=0.5 with end_value=20 > start: end_value is never reached
+    # the vendor SDK's HPO grid mixes gamma=0.5 with end_value=20 > start: end_value is never reached
     away = SurrogateScheduler("exp", start_value=10.0, gamma=0.5, end_value=20.0)
     assert values(away, 3) == [10.0, 5.0, 2.5]
 

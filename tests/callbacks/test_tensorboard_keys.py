@@ -1,4 +1,4 @@
-"""The seed's conditional TensorBoard keys: present when their callback is configured, absent otherwise."""
+"""The vendor SDK's conditional TensorBoard keys: present when their callback is configured, absent otherwise."""
 
 import lightning.pytorch as pl
 import pytest
@@ -52,7 +52,7 @@ def test_keys_present_when_on_and_absent_when_off(tmp_path):
 
 
 def test_with_snn_module_and_seed_keys(tmp_path):
-    SNNModule = pytest.importorskip("nwave_lightning.module").SNNModule
+    SNNModule = pytest.importorskip("nwave_lightning.training").SNNModule
     models = pytest.importorskip("nwave_lightning.models")
     from nwave_lightning.metrics import PopulationAccuracy
 

@@ -35,7 +35,7 @@ def _print_config(args, capsys) -> dict:
 @pytest.mark.parametrize("path", _experiments(), ids=lambda p: Path(p).name)
 def test_every_experiment_config_parses(path, capsys, tmp_path, monkeypatch):
     config = _print_config(["fit", "--config", path], capsys)
-    assert config["model"]["class_path"] == "nwave_lightning.module.SNNModule"
+    assert config["model"]["class_path"] == "nwave_lightning.training.SNNModule"
     assert config["model"]["init_args"]["loss"]["class_path"].startswith("nwave_lightning.")
     assert config["data"]["class_path"].startswith("nwave_lightning.data.")
     # Parsing is not enough: the objects build, and the net trains on the data's first batch.
@@ -75,7 +75,7 @@ def _fit(tmp_path, *extra):
     return main(["fit", "--config", QUICKSTART, *TINY, f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}", *extra])
 
 
-def test_fit_logs_the_seed_keys_and_says_where(tmp_path, capsys):
+def test_fit_logs_the_sdk_keys_and_says_where(tmp_path, capsys):
     from tbparse import SummaryReader
 
     cli = _fit(tmp_path, "--trainer.max_epochs=2")
@@ -93,7 +93,7 @@ def test_fit_logs_the_seed_keys_and_says_where(tmp_path, capsys):
 SEED_CONDITIONAL = {"surrogate_value", "sign_alpha", "early_stop_metric_value", "early_stop_bad_epochs", "early_stop_best_metric", "early_stop_triggered"}
 
 
-def test_callbacks_group_adds_the_seed_conditional_keys(tmp_path, capsys):
+def test_callbacks_group_adds_the_sdk_conditional_keys(tmp_path, capsys):
     from tbparse import SummaryReader
 
     plain = _fit(tmp_path / "plain", "--trainer.max_epochs=1")

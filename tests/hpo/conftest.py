@@ -16,10 +16,10 @@ def _start_local_ray():
     import ray
     import ray.cloudpickle
 
-    from . import _toys, seed_template
+    from . import _toys, sdk_template
 
     ray.cloudpickle.register_pickle_by_value(_toys)
-    ray.cloudpickle.register_pickle_by_value(seed_template)
+    ray.cloudpickle.register_pickle_by_value(sdk_template)
     if not ray.is_initialized():
         # address="local": a new instance of its own, even where another Ray cluster runs on this machine
         # (ray.init() would join that one, whose CPUs are not the 2 these tests count on)

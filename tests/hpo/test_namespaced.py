@@ -14,7 +14,7 @@ from nwave_lightning.hpo.namespaced import (
     trainer_kwargs,
     unused_bindings,
 )
-from nwave_lightning.module.optim import LR_SCHEDULERS, OPTIMIZERS
+from nwave_lightning.training.optim import LR_SCHEDULERS, OPTIMIZERS
 
 
 def test_scheduler_specs():
@@ -33,7 +33,7 @@ def test_unsupported_names_list_the_supported_ones():
     problems = named_choice_problems({"sched.cfg": tune.choice([{"name": "step", "step_size": 2}, {"name": "onecycle"}])},
                                      custom_optimizer=False, custom_scheduler=False)
     assert len(problems) == 1 and re.search(r"onecycle.*'multistep'.*scheduler_builder", problems[0])
-    # custom builders own their names; every name module/optim builds passes
+    # custom builders own their names; every name training/optim builds passes
     assert named_choice_problems({"optim.name": "sgd", "sched.name": "onecycle"}, custom_optimizer=True,
                                  custom_scheduler=True) == []
     assert named_choice_problems({"optim.name": tune.choice(list(OPTIMIZERS)), "optim.lr": tune.uniform(0.1, 0.2),

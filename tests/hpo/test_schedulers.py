@@ -56,7 +56,7 @@ def test_median_never_pauses_a_trial_to_yield_its_slot():
 
 
 def test_grace_period_longer_than_training_extends_max_t():
-    # the seed's grace_period=5 with 3 epochs: no rung is reached, nothing stops early
+    # the vendor SDK's grace_period=5 with 3 epochs: no rung is reached, nothing stops early
     assert build_tune_scheduler({"name": "asha", "grace_period": 5}, max_t=3)._max_t == 5
 
 

@@ -10,9 +10,9 @@ from tbparse import SummaryReader
 from nwave_lightning.hpo.results import MetricNotReportedError, TuneEpochReport
 from nwave_lightning.layers.sign import install_sign_parametrization
 from nwave_lightning.hpo.trial import Builders, NamedLoss, TrialRun, build_trial_context, train_one_trial
-from nwave_lightning.module.contract import ContractError
+from nwave_lightning.training.contract import ContractError
 
-from . import seed_template as seed
+from . import sdk_template as sdk
 from ._toys import build_toy_acc, build_toy_data, build_toy_loss, build_toy_model
 
 
@@ -30,7 +30,7 @@ class FakeTune:
             self.checkpoints.append(None)
 
 
-SEED_CONFIG = {
+SDK_CONFIG = {
     "model.in_ch": 13, "model.num_classes": 2, "model.neurons_per_class": 4, "model.hidden_1": 8,
     "model.dt": 2e-3, "model.tau_l1": 10e-3, "model.tau_l2": 20e-3, "model.tau_l3": 40e-3, "model.device": "cpu",
     "optim.name": "adamax", "optim.lr": 5e-3,
@@ -48,28 +48,28 @@ SEED_CONFIG = {
 }
 
 
-def seed_spec(metric="val_recall", mode="max", **kwargs):
+def sdk_spec(metric="val_recall", mode="max", **kwargs):
     return Builders(
-        model_builder=seed.build_model, dataset_builder=seed.build_datasets, train_fn=train_one_trial,
-        loss_builders={"main": seed.build_main_loss},
-        metric_builders={"acc": seed.build_acc_metric, "recall": seed.build_recall_metric},
+        model_builder=sdk.build_model, dataset_builder=sdk.build_datasets, train_fn=train_one_trial,
+        loss_builders={"main": sdk.build_main_loss},
+        metric_builders={"acc": sdk.build_acc_metric, "recall": sdk.build_recall_metric},
         metric=metric, mode=mode, **kwargs,
     )
 
 
 @pytest.fixture(scope="module")
-def seed_trial(tmp_path_factory):
+def sdk_trial(tmp_path_factory):
     root = tmp_path_factory.mktemp("trial")
-    data = seed.write_seed_dataset(str(root / "data"), n_train=12, n_val=6, steps=8)
+    data = sdk.write_sdk_dataset(str(root / "data"), n_train=12, n_val=6, steps=8)
     fake = FakeTune(str(root))
-    ctx = build_trial_context(SEED_CONFIG, seed_spec(dataset_path=data), run=TrialRun(str(root / "trial"), report_fn=fake))
+    ctx = build_trial_context(SDK_CONFIG, sdk_spec(dataset_path=data), run=TrialRun(str(root / "trial"), report_fn=fake))
     train_one_trial(ctx)
     return ctx, fake
 
 
-def test_context_holds_the_built_pieces(seed_trial):
-    ctx, _ = seed_trial
-    assert isinstance(ctx.model, seed.SurrogateSNN) and tuple(ctx.model.s2.weight.shape) == (16, 8)
+def test_context_holds_the_built_pieces(sdk_trial):
+    ctx, _ = sdk_trial
+    assert isinstance(ctx.model, sdk.SurrogateSNN) and tuple(ctx.model.s2.weight.shape) == (16, 8)
     assert set(ctx.losses) == {"main"} and set(ctx.metrics) == {"acc", "recall"}
     assert type(ctx.optimizer).__name__ == "Adamax" and ctx.optimizer.param_groups[0]["lr"] == pytest.approx(5e-3)
     assert type(ctx.scheduler).__name__ == "StepLR"
@@ -77,8 +77,8 @@ def test_context_holds_the_built_pieces(seed_trial):
         "SurrogateScheduler", "SignAnnealing", "NWaveEarlyStopping", "BestModelCheckpoint"]
 
 
-def test_every_epoch_reports_the_seed_keys(seed_trial):
-    _, fake = seed_trial
+def test_every_epoch_reports_the_sdk_keys(sdk_trial):
+    _, fake = sdk_trial
     assert [r["epoch"] for r in fake.reports] == [1.0, 2.0, 3.0]
     for report in fake.reports:
         for key in ("train_loss", "val_loss", "lr", "best_selected_metric", "val_recall", "val_acc", "train_acc",
@@ -95,8 +95,8 @@ def test_every_epoch_reports_the_seed_keys(seed_trial):
     assert [r["best_selected_metric"] for r in fake.reports] == pytest.approx(best_so_far)
 
 
-def test_checkpoints_hold_the_best_model(seed_trial):
-    ctx, fake = seed_trial
+def test_checkpoints_hold_the_best_model(sdk_trial):
+    ctx, fake = sdk_trial
     last = fake.checkpoints[-1]
     assert sorted(os.listdir(last)) == ["best_model.pt", "trial_state.ckpt"]
     payload = torch.load(os.path.join(last, "best_model.pt"), map_location="cpu", weights_only=True)
@@ -108,7 +108,7 @@ def test_checkpoints_hold_the_best_model(seed_trial):
     ctx.model.load_state_dict(payload["state_dict"])
     # and into a fresh one built from the trial's config, once it carries the same parametrisation
     assert any(key.endswith(".sign_logits") for key in payload["state_dict"])
-    fresh = seed.build_model(dict(ctx.cfg.model))
+    fresh = sdk.build_model(dict(ctx.cfg.model))
     with pytest.raises(RuntimeError, match="sign_logits"):
         fresh.load_state_dict(payload["state_dict"])
     install_sign_parametrization(fresh)
@@ -119,8 +119,8 @@ def test_checkpoints_hold_the_best_model(seed_trial):
     assert state["epoch"] == 2 and "optimizer_states" in state  # Lightning's 0-based epoch of the last report
 
 
-def test_tensorboard_events_in_trial_folder(seed_trial):
-    ctx, _ = seed_trial
+def test_tensorboard_events_in_trial_folder(sdk_trial):
+    ctx, _ = sdk_trial
     scalars = SummaryReader(ctx.log_dir).scalars
     tags = set(scalars["tag"])
     assert {"val_recall", "train/main/population/mse", "best_selected_metric", "sign_alpha"} <= tags
@@ -148,19 +148,19 @@ def _assert_same_report(mine, theirs, epoch):
 
 
 @pytest.mark.parametrize("old_best_file", ["kept", "gone"])
-def test_a_resumed_trial_equals_the_uninterrupted_one(seed_trial, tmp_path, old_best_file):
+def test_a_resumed_trial_equals_the_uninterrupted_one(sdk_trial, tmp_path, old_best_file):
     """Stopped after epoch 1 and resumed from its reported checkpoint, a trial reports the same values
     every epoch and ends with the same weights, optimizer state and best_model.pt as the trial that ran
     through -- also when the first run's best_model.pt is gone (its temp folder cleaned, another machine)."""
     from ray.tune import Checkpoint
 
-    ctx0, _ = seed_trial
+    ctx0, _ = sdk_trial
     data = os.path.join(os.path.dirname(ctx0.trial_dir), "data")
     # val_acc stays at chance on this silent network: the best epoch is epoch 1, before the interruption,
     # so after the resume best_model.pt can only come from the checkpoint.
-    spec = seed_spec(metric="val_acc", mode="max", dataset_path=data)
+    spec = sdk_spec(metric="val_acc", mode="max", dataset_path=data)
     whole = FakeTune(str(tmp_path / "whole"))
-    first = build_trial_context(SEED_CONFIG, spec, run=TrialRun(str(tmp_path / "whole"), report_fn=whole))
+    first = build_trial_context(SDK_CONFIG, spec, run=TrialRun(str(tmp_path / "whole"), report_fn=whole))
     train_one_trial(first)
     assert _best_payload(whole.checkpoints[-1])["epoch"] == 1
     saved = tmp_path / "saved"
@@ -169,7 +169,7 @@ def test_a_resumed_trial_equals_the_uninterrupted_one(seed_trial, tmp_path, old_
         shutil.rmtree(first.best_dir)
     resumed = FakeTune(str(tmp_path / "resumed"))
     ctx = build_trial_context(
-        SEED_CONFIG, spec, run=TrialRun(str(tmp_path / "resumed"), Checkpoint.from_directory(str(saved)), resumed),
+        SDK_CONFIG, spec, run=TrialRun(str(tmp_path / "resumed"), Checkpoint.from_directory(str(saved)), resumed),
     )
     train_one_trial(ctx)
 
@@ -221,13 +221,13 @@ def test_metric_not_reported_lists_keys(tmp_path):
         train_one_trial(ctx)
 
 
-def test_trial_selects_on_the_chip_ready_metric(seed_trial, tmp_path):
+def test_trial_selects_on_the_chip_ready_metric(sdk_trial, tmp_path):
     """metric="val_chip_acc": reported every epoch, and best_model.pt is the best chip-ready epoch."""
-    ctx0, _ = seed_trial
+    ctx0, _ = sdk_trial
     fake = FakeTune(str(tmp_path))
     ctx = build_trial_context(
-        {**SEED_CONFIG, "trainer.epochs": 2},
-        seed_spec(metric="val_chip_acc", mode="max", dataset_path=os.path.join(os.path.dirname(ctx0.trial_dir), "data")),
+        {**SDK_CONFIG, "trainer.epochs": 2},
+        sdk_spec(metric="val_chip_acc", mode="max", dataset_path=os.path.join(os.path.dirname(ctx0.trial_dir), "data")),
         run=TrialRun(str(tmp_path / "trial"), report_fn=fake),
     )
     train_one_trial(ctx)
@@ -273,7 +273,7 @@ def test_best_only_checkpointing(tmp_path):
     import lightning.pytorch as pl
 
     from nwave_lightning.callbacks import BestModelCheckpoint
-    from nwave_lightning.module import SNNModule
+    from nwave_lightning.training import SNNModule
 
     fake = FakeTune(str(tmp_path))
     best = BestModelCheckpoint(metric="val_loss", mode="min", dirpath=str(tmp_path / "best"))
@@ -327,7 +327,7 @@ def test_a_wrapper_trial_and_a_config_trial_with_the_same_settings_train_the_sam
 
     base = {
         "seed_everything": 0,
-        "model": {"class_path": "nwave_lightning.module.SNNModule", "init_args": {
+        "model": {"class_path": "nwave_lightning.training.SNNModule", "init_args": {
             "net": {"class_path": "nwave_lightning.models.H1Classifier", "init_args": {
                 "in_ch": 13, "num_classes": 2, "neurons_per_class": 4, "hidden": [16], "dt": 0.001, "chip": "H1v2"}},
             "loss": {"class_path": "nwave_lightning.models.PopulationLoss", "init_args": {"num_classes": 2, "neurons_per_class": 4}},

@@ -81,7 +81,7 @@ def _chip_scores_of_restored_best(config_path, params, state_dict):
     from nwave_lightning.layers.sign import install_sign_parametrization
     from nwave_lightning.loss.output import as_loss_output
     from nwave_lightning.metrics import PopulationAccuracy
-    from nwave_lightning.module.contract import unpack_batch
+    from nwave_lightning.training.contract import unpack_batch
 
     with open(config_path) as handle:
         config = yaml.safe_load(handle)
@@ -122,7 +122,7 @@ def test_tune_yaml_runs_the_experiment(ray_local, tmp_path, capsys):
     experiment = tmp_path / "ray_results" / "kws"
     trials = sorted(p for p in os.listdir(experiment) if p.startswith("trial_"))
     assert len(trials) == 2
-    # each trial: its own sampled values, TensorBoard events with the seed's keys, best_model.pt
+    # each trial: its own sampled values, TensorBoard events with the vendor SDK's keys, best_model.pt
     table = pd.read_csv(experiment / "report" / "report.csv").set_index("trial")
     distinct_losses = []
     assert len(table) == 2 and table["best_value"].between(0, 1).all()

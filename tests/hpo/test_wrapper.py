@@ -1,4 +1,4 @@
-"""HPOWrapper on a local Ray instance: the seed's template, schedulers, failures, guard, errors."""
+"""HPOWrapper on a local Ray instance: the vendor SDK's template, schedulers, failures, guard, errors."""
 
 import glob
 import os
@@ -12,7 +12,7 @@ from tbparse import SummaryReader
 from nwave_lightning.hpo import HPOWrapper, MemoryGuardError, MetricNotReportedError, train_one_trial
 from nwave_lightning.hpo.memory_guard import available_ram_bytes
 
-from . import seed_template as seed
+from . import sdk_template as sdk
 from ._toys import build_toy_acc, build_toy_data, build_toy_loss, build_toy_model, quick_train_fn
 
 
@@ -34,11 +34,11 @@ def toy_hpo(tmp_path, name, **kwargs):
 
 @pytest.mark.slow
 def test_seed_end_to_end_template(ray_local, tmp_path, monkeypatch, capsys):
-    """The seed's "End-to-end template": only imports renamed and sizes shrunk."""
-    from .seed_template import build_acc_metric, build_datasets, build_main_loss, build_model, build_recall_metric
+    """The vendor SDK's "End-to-end template": only imports renamed and sizes shrunk."""
+    from .sdk_template import build_acc_metric, build_datasets, build_main_loss, build_model, build_recall_metric
 
     monkeypatch.chdir(tmp_path)  # the template keeps its experiments in ./ray_results
-    dataset = seed.write_seed_dataset("data")  # "/path/to/data": relative to where run() is called
+    dataset = sdk.write_sdk_dataset("data")  # "/path/to/data": relative to where run() is called
 
     hpo = HPOWrapper(
         model_builder=build_model,
@@ -139,7 +139,7 @@ def test_seed_end_to_end_template(ray_local, tmp_path, monkeypatch, capsys):
     results = hpo.run(dataset)
     print("Best config:", hpo.best_config())
 
-    # --- the seed's analysis snippets, unchanged ---
+    # --- the vendor SDK's analysis snippets, unchanged ---
     best = hpo.best_result()
     print(best.metrics["val_recall"])
     print(best.config)
@@ -185,7 +185,7 @@ def test_seed_end_to_end_template(ray_local, tmp_path, monkeypatch, capsys):
 @pytest.mark.slow
 @pytest.mark.parametrize("scheduler, search_alg", [("hyperband", "random"), ("median", {"name": "optuna", "seed": 0})])
 def test_tune_scheduler_and_search_alg_run(ray_local, tmp_path, monkeypatch, scheduler, search_alg):
-    """Schedulers beyond the seed's ASHA (covered by the template test) and FIFO (auto-cap test)."""
+    """Schedulers beyond the vendor SDK's ASHA (covered by the template test) and FIFO (auto-cap test)."""
     hpo = toy_hpo(tmp_path, f"sched_{scheduler}", search_alg=search_alg)
     hpo.bind_model_param("gain", tune.uniform(0.5, 2.0))
     hpo.set_tune_scheduler_config({"name": scheduler})

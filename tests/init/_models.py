@@ -13,9 +13,9 @@ CHIPS = {"H1v1": (H1v1Frontend, H1v1Synapse, H1v1Layer), "H1v2": (H1v2Frontend, 
 
 
 class StackNet(nn.Module):
-    """The seed's ``SurrogateSNN`` layout, small: frontend, then (synapse -> LIF layer) per width.
+    """The vendor SDK's ``SurrogateSNN`` layout, small: frontend, then (synapse -> LIF layer) per width.
 
-    ``stepwise=True`` runs the seed's CPU time loop (one call per step) instead
+    ``stepwise=True`` runs the vendor SDK's CPU time loop (one call per step) instead
     of the sequence path; the forward returns ``(spikes_list, membranes_list)``.
     """
 
@@ -88,14 +88,14 @@ def ff_share(layer, ff_current, spikes, burn_in):
     return float(var_ff / (var_ff + var_rc))
 
 
-# The 000 seed's HPO configuration for SurrogateSNN, small.
+# The vendor SDK's HPO configuration for SurrogateSNN, small.
 SEED_CFG = {"in_ch": 13, "num_classes": 2, "neurons_per_class": 4, "dt": 2e-3, "hidden_1": 32,
             "tau_l1": 10e-3, "tau_l2": 20e-3, "tau_l3": 40e-3, "device": "cpu"}
 
 
 @contextlib.contextmanager
 def cuda_calls_stay_on_cpu():
-    """The seed's forward hard-codes ``x.to("cuda")``; without CUDA, send that one call to the CPU."""
+    """The vendor SDK's forward hard-codes ``x.to("cuda")``; without CUDA, send that one call to the CPU."""
     if torch.cuda.is_available():
         yield
         return

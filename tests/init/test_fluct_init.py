@@ -13,8 +13,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.utils.data import DataLoader, TensorDataset
 
-import seeds.seed_pattern_generator as seed_pattern
-from seeds.seed_surrogate_snn import SurrogateSNN
+import vendor_sdk.sdk_pattern_generator as sdk_pattern
+from vendor_sdk.sdk_surrogate_snn import SurrogateSNN
 from nwave_lightning.init import fluct_init
 from nwave_lightning.init.fluct_init import fluct_init as fluct_init_seed_path
 from nwave_lightning.layers import H1v2Layer, H1v2Synapse, prepare_net
@@ -110,13 +110,13 @@ def test_sequences_too_short_for_the_burn_in_fall_back_to_half_with_a_warning():
 
 
 def test_the_hpo_guides_build_model_with_a_pickled_loader(tmp_path):
-    # 000 seed: SurrogateSNN (frontend + 3 H1v2 pairs, forward on "cuda") and an
+    # The vendor SDK's HPO guide: SurrogateSNN (frontend + 3 H1v2 pairs, forward on "cuda") and an
     # init loader read back with torch.load(..., weights_only=False).
     torch.manual_seed(0)
     x = spike_trains(64, 140, 13, 0.2, 0.4, seed=2)  # taus 10 / 20 / 40 ms at dt = 2 ms: 60 steps of burn-in
     torch.save(loader_of(x), tmp_path / "train.pt")
     init_loader = torch.load(tmp_path / "train.pt", weights_only=False)
-    # The seed's forward sends x to "cuda": on a GPU machine the weights must be there too.
+    # The vendor SDK's forward sends x to "cuda": on a GPU machine the weights must be there too.
     model = SurrogateSNN(SEED_CFG).to("cuda" if torch.cuda.is_available() else "cpu")
     with cuda_calls_stay_on_cpu():
         report, messages = run(model, init_loader, xi_target=1.5, alpha=0.9, n_batches=2)
@@ -129,8 +129,8 @@ def test_the_hpo_guides_build_model_with_a_pickled_loader(tmp_path):
 
 
 def tutorial_model(n_inputs, monkeypatch):
-    monkeypatch.setattr(seed_pattern, "n_inputs", n_inputs)
-    return seed_pattern.H2PatternGenerator(n_neurons=8, taus=25e-3, dt=1e-3)
+    monkeypatch.setattr(sdk_pattern, "n_inputs", n_inputs)
+    return sdk_pattern.H2PatternGenerator(n_neurons=8, taus=25e-3, dt=1e-3)
 
 
 def test_tutorial_seven_setup_initialises_in_range(monkeypatch):

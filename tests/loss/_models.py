@@ -1,4 +1,4 @@
-"""A small version of the seed's ``SurrogateSNN`` (frontend + 3 synapse/layer pairs)."""
+"""A small version of the vendor SDK's ``SurrogateSNN`` (frontend + 3 synapse/layer pairs)."""
 
 from __future__ import annotations
 

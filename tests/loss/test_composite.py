@@ -1,4 +1,4 @@
-"""CompositeLoss: the seed's three-term loss, key scheme, signature filtering, errors."""
+"""CompositeLoss: the vendor SDK's three-term loss, key scheme, signature filtering, errors."""
 
 import pytest
 import torch
@@ -15,7 +15,7 @@ from nwave_lightning.loss import (
 from ._models import TinySurrogateSNN
 
 
-# --- the seed's build_main_loss, verbatim but for the import path -------------
+# --- the vendor SDK's build_main_loss, verbatim but for the import path -------------
 def balanced_pop_term(spk_out, y, config, **kwargs):
     return {
         "mse": balanced_population_mse(

@@ -19,7 +19,7 @@ def test_functional_matches_loop_reference(num_classes, npc):
 
 
 def test_seed_recall_example_decoding_is_the_same():
-    # The seed's decoding: spk_out.sum(1).view(B, C, -1).sum(2).argmax(1).
+    # The vendor SDK's decoding: spk_out.sum(1).view(B, C, -1).sum(2).argmax(1).
     spk = (torch.rand(10, 4, 6) < 0.4).float()
     y = torch.randint(0, 3, (10,))
     seed_pred = spk.sum(dim=1).view(10, 3, -1).sum(dim=2).argmax(dim=1)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from nwave_lightning.models import PatternGenerator
-from nwave_lightning.module import validate_contract
+from nwave_lightning.training import validate_contract
 
 
 def test_pattern_generator_is_the_tutorial_network():

@@ -49,17 +49,17 @@ def test_loss_term_ablation_trains_every_variant(tmp_path, monkeypatch):
     import torch
     from torch.nn.utils import parametrize
 
-    import nwave_lightning.module
+    import nwave_lightning.training
     from nwave_lightning.layers.walk import dense_weights
 
     built = []  # every SNNModule the ablation makes, with its net's weights as handed over
 
-    class Spy(nwave_lightning.module.SNNModule):
+    class Spy(nwave_lightning.training.SNNModule):
         def __init__(self, net, *args, **kwargs):
             super().__init__(net, *args, **kwargs)
             built.append((self, [getattr(e.module, e.attr).detach().clone() for e in dense_weights(net)]))
 
-    monkeypatch.setattr(nwave_lightning.module, "SNNModule", Spy)  # the tutorial imports it inside the function
+    monkeypatch.setattr(nwave_lightning.training, "SNNModule", Spy)  # the tutorial imports it inside the function
     tutorial = _tutorial()
     dataset = tutorial.write_dataset(str(tmp_path / "data"), n_train=48, n_steps=30, seed=0)
     figure = tmp_path / "ablation.png"

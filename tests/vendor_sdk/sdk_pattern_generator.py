@@ -1,4 +1,4 @@
-# Tutorial 7's H2PatternGenerator (004 seed), verbatim except for the renamed
+# The vendor SDK's tutorial 7 H2PatternGenerator, verbatim except for the renamed
 # imports (nwavesdk.* -> nwave_lightning.*). The module-level globals it reads
 # (device_flag, n_inputs, surrogate_slope) are set as in the tutorial; tests
 # change device_flag to pick the step or the sequence path.

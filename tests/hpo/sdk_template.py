@@ -1,11 +1,11 @@
-"""The seed's end-to-end HPO template (000 seed), imports renamed, sizes shrunk.
+"""The vendor SDK's end-to-end HPO template, imports renamed, sizes shrunk.
 
-Everything below ``# --- seed code ---`` is the seed's own code (SurrogateSNN,
+Everything below ``# --- vendor SDK code ---`` is the vendor SDK's own code (SurrogateSNN,
 loss terms, ``build_main_loss``, metric builders, ``build_model``,
-``build_datasets``); the only edits are the imports and, because the seed's
-``forward`` moves ``x`` to CUDA, a CPU dispatch at its start (the seed keeps
-``forward_cpu`` for exactly this case). ``write_seed_dataset`` writes the pickled
-DataLoaders that the seed's ``build_datasets`` loads with ``weights_only=False``.
+``build_datasets``); the only edits are the imports and, because the vendor SDK's
+``forward`` moves ``x`` to CUDA, a CPU dispatch at its start (the vendor SDK keeps
+``forward_cpu`` for exactly this case). ``write_sdk_dataset`` writes the pickled
+DataLoaders that the vendor SDK's ``build_datasets`` loads with ``weights_only=False``.
 """
 
 import os
@@ -24,7 +24,7 @@ from nwave_lightning.loss import (
 from nwave_lightning.metrics import accuracy_population
 
 
-def write_seed_dataset(path, n_train=24, n_val=12, steps=12, in_ch=13, batch_size=6, seed=0):
+def write_sdk_dataset(path, n_train=24, n_val=12, steps=12, in_ch=13, batch_size=6, seed=0):
     """Two classes of spike trains (class 1 fires the first channels more) as pickled DataLoaders."""
     g = torch.Generator().manual_seed(seed)
 
@@ -41,7 +41,7 @@ def write_seed_dataset(path, n_train=24, n_val=12, steps=12, in_ch=13, batch_siz
     return path
 
 
-# --- seed code ---
+# --- vendor SDK code ---
 class SurrogateSNN(nn.Module):
     def __init__(self, cfg):
         super().__init__()
@@ -112,7 +112,7 @@ class SurrogateSNN(nn.Module):
         return spikes_list, membranes_list
 
     def forward(self, x):
-        if self.device_flag == "cpu":  # the one edit: the seed's forward below moves x to CUDA
+        if self.device_flag == "cpu":  # the one edit: the vendor SDK's forward below moves x to CUDA
             return self.forward_cpu(x)
         # x: (B, T, F)
         prepare_net(self)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from nwave_lightning.module import BatchFormatError, ContractError, unpack_batch, validate_contract
+from nwave_lightning.training import BatchFormatError, ContractError, unpack_batch, validate_contract
 
 from ._tiny import STEPS, loader, make_module, trainer
 
@@ -45,7 +45,7 @@ def test_each_broken_rule_names_rule_layer_and_shapes(outputs, rule, fragments):
     assert f"rule {rule}:" in message
     for fragment in fragments:
         assert fragment in message
-    # the seed's troubleshooting answer is part of every message
+    # the vendor SDK's troubleshooting answer is part of every message
     assert "return spikes_list, membranes_list" in message
     assert "same length, matching shapes, and rank 3 tensors" in message
 
@@ -84,7 +84,7 @@ def test_prediction_batches_may_lack_targets():
 
 
 class _BareTensors(nn.Module):
-    """The seed tutorial's model shape: returns tensors, not lists (breaks rule 2)."""
+    """The vendor SDK tutorial's model shape: returns tensors, not lists (breaks rule 2)."""
 
     def __init__(self):
         super().__init__()
@@ -108,7 +108,7 @@ def test_fit_rejects_a_dict_batch():
 
 
 def test_contract_checked_once_not_every_batch(monkeypatch):
-    import nwave_lightning.module.snn_module as snn
+    import nwave_lightning.training.snn_module as snn
 
     calls = []
     monkeypatch.setattr(snn, "validate_contract", lambda outputs, x: calls.append(x.shape))

@@ -7,7 +7,7 @@ import functools
 import pytest
 import torch
 
-from nwave_lightning.module import LR_SCHEDULERS, OPTIMIZERS, build_lr_scheduler, build_optimizer
+from nwave_lightning.training import LR_SCHEDULERS, OPTIMIZERS, build_lr_scheduler, build_optimizer
 
 from ._tiny import fit_and_read, make_module
 

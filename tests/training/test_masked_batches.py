@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader, Dataset
 from nwave_lightning.encode import Compose, Hold, OnOff
 from nwave_lightning.metrics import PopulationAccuracy, population_votes
 from nwave_lightning.models import H1Classifier, PopulationLoss
-from nwave_lightning.module import BatchFormatError, SNNModule, batch_mask
+from nwave_lightning.training import BatchFormatError, SNNModule, batch_mask
 
 
 class _Batches(Dataset):

@@ -6,7 +6,7 @@
   and scheduler names (``OPTIMIZERS``, ``LR_SCHEDULERS``).
 
 Example:
-    >>> from nwave_lightning.module import LR_SCHEDULERS, OPTIMIZERS
+    >>> from nwave_lightning.training import LR_SCHEDULERS, OPTIMIZERS
     >>> sorted(OPTIMIZERS), sorted(LR_SCHEDULERS)
     (['adam', 'adamax'], ['cosine', 'multistep', 'none', 'plateau', 'step'])
 """

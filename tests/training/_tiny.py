@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from nwave_lightning.metrics import PopulationAccuracy
 from nwave_lightning.models import H1Classifier, PopulationLoss
-from nwave_lightning.module import SNNModule
+from nwave_lightning.training import SNNModule
 
 IN_CH, CLASSES, PER_CLASS, STEPS = 3, 2, 2, 12
 

@@ -1,4 +1,4 @@
-# The 000 seed's SurrogateSNN, verbatim except for the renamed import
+# The vendor SDK's SurrogateSNN, verbatim except for the renamed import
 # (nwavesdk.layers -> nwave_lightning.layers). Do not edit: it is the contract.
 import torch
 import torch.nn as nn

@@ -10,7 +10,7 @@ from torch import nn
 
 from nwave_lightning.callbacks import SignAnnealing, SignPruning
 from nwave_lightning.metrics import PopulationAccuracy
-from nwave_lightning.module import SNNModule
+from nwave_lightning.training import SNNModule
 
 from ._tiny import seeded_fluct_init, CLASSES, IN_CH, PER_CLASS, fit_and_read, loader, make_module, tiny_loss, tiny_net, tiny_tensors, trainer
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from nwave_lightning.module.epoch_means import EpochMeans
+from nwave_lightning.training.epoch_means import EpochMeans
 
 
 def test_keys_added_in_separate_updates_of_one_batch_average_over_samples():

@@ -164,7 +164,7 @@ class SNNModule(pl.LightningModule):
 
     Args:
         net: Any ``nn.Module`` honouring the contract (see
-            :func:`~nwave_lightning.module.validate_contract`, checked on the first batch).
+            :func:`~nwave_lightning.training.validate_contract`, checked on the first batch).
         loss: Callable ``(spk_out, y, spikes_list, membranes_list, model)``
             (only the arguments its signature names are passed) returning a
             scalar tensor, a dict of components or a ``LossOutput``. Required:

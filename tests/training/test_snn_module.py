@@ -9,7 +9,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from nwave_lightning.metrics import PopulationAccuracy
-from nwave_lightning.module import SNNModule
+from nwave_lightning.training import SNNModule
 
 from ._tiny import seeded_fluct_init, CLASSES, PER_CLASS, fit_and_read, loader, make_module, read_scalars, tiny_loss, tiny_net, tiny_tensors, trainer
 
@@ -26,7 +26,7 @@ def _first_layer_rate(spikes_list, **unused):
 
 
 def expected_keys(n_layers: int, metrics=("acc", "mean_y")) -> set[str]:
-    """The seed's table (000 seed, "Signals worth checking"), spelled out independently."""
+    """The vendor SDK's HPO guide table ("Signals worth checking"), spelled out independently."""
     keys = {"epoch", "train_loss", "val_loss", "lr"}
     for stage in ("train", "val"):
         keys |= {f"{stage}/{c}" for c in LOSS_COMPONENTS}
@@ -41,7 +41,7 @@ def chip_keys(n_layers: int, metrics=()) -> set[str]:
     return keys | {f"sign_topology/synapses.{i}/weight_coherence_pct" for i in range(n_layers)}
 
 
-def test_tensorboard_holds_exactly_the_seed_keys_once_per_epoch(tmp_path):
+def test_tensorboard_holds_exactly_the_sdk_keys_once_per_epoch(tmp_path):
     module = make_module(metrics={"acc": PopulationAccuracy(num_classes=CLASSES), "mean_y": _mean_target}, net=tiny_net((5, 4)))
     _, scalars = fit_and_read(tmp_path, module, epochs=3)
     assert set(scalars) == expected_keys(n_layers=3)

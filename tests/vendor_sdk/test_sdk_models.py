@@ -1,4 +1,4 @@
-"""The seeds' example models run unchanged (imports renamed) and agree across paths."""
+"""The vendor SDK's example models run unchanged (imports renamed) and agree across paths."""
 
 import contextlib
 import warnings
@@ -8,9 +8,9 @@ import torch
 
 from nwave_lightning.kernels import record_kernels
 
-from . import seed_pattern_generator
-from .seed_pattern_generator import H2PatternGenerator
-from .seed_surrogate_snn import SurrogateSNN
+from . import sdk_pattern_generator
+from .sdk_pattern_generator import H2PatternGenerator
+from .sdk_surrogate_snn import SurrogateSNN
 
 CFG = {"in_ch": 13, "num_classes": 2, "neurons_per_class": 4, "dt": 2e-3, "hidden_1": 32,
        "tau_l1": 10e-3, "tau_l2": 20e-3, "tau_l3": 40e-3, "device": "cpu"}
@@ -18,7 +18,7 @@ CFG = {"in_ch": 13, "num_classes": 2, "neurons_per_class": 4, "dt": 2e-3, "hidde
 
 @contextlib.contextmanager
 def cuda_calls_stay_on_cpu():
-    """The seed's ``forward`` hard-codes ``x.to("cuda")``; on a CPU-only machine send it to the CPU.
+    """The vendor SDK's ``forward`` hard-codes ``x.to("cuda")``; on a CPU-only machine send it to the CPU.
 
     Only that device string is rewritten; the model code itself is untouched.
     """
@@ -47,7 +47,7 @@ def _drive(model, x):
     return x
 
 
-# The seed's forward sends x to "cuda": with a GPU the weights go there too (the step path
+# The vendor SDK's forward sends x to "cuda": with a GPU the weights go there too (the step path
 # then runs on CUDA as well); without one, cuda_calls_stay_on_cpu keeps that call on the CPU.
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 SEQUENCE_BACKEND = "triton" if DEVICE.type == "cuda" else "cpu"
@@ -103,9 +103,9 @@ def test_surrogate_snn_gradients_agree_between_paths():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
 
 
-def test_surrogate_snn_with_seed_default_gpu_flag_runs_on_cpu():
+def test_surrogate_snn_with_sdk_default_gpu_flag_runs_on_cpu():
     cfg = dict(CFG)
-    del cfg["device"]  # the seed's default is "gpu"
+    del cfg["device"]  # the vendor SDK's default is "gpu"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = SurrogateSNN(cfg)
@@ -117,7 +117,7 @@ def test_surrogate_snn_with_seed_default_gpu_flag_runs_on_cpu():
 def test_pattern_generator_step_and_sequence_paths_are_identical(neurons, monkeypatch):
     torch.manual_seed(42)
     x = (torch.rand(16, 100, 8) < 0.4).float()
-    monkeypatch.setattr(seed_pattern_generator, "device_flag", "cpu")
+    monkeypatch.setattr(sdk_pattern_generator, "device_flag", "cpu")
     model = H2PatternGenerator(n_neurons=neurons, taus=25e-3, dt=1e-3)
     with torch.no_grad():
         model.synapse.weight.mul_(3.0)
