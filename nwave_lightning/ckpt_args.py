@@ -32,7 +32,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 from .checkpoints import load_checkpoint, newest_checkpoint
 
-__all__ = ["flat_differences", "settle_ckpt_path"]
+__all__ = ["flat_differences", "leaves", "settle_ckpt_path"]
 
 _INTERNAL_KEYS = ("_instantiator", "_class_path")
 
@@ -48,19 +48,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+def leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(dotted key, value)`` for every leaf of a nested config.
+
+    >>> dict(leaves({"model": {"init_args": {"lr": 0.1}}, "seed_everything": 0}))
+    {'model.init_args.lr': 0.1, 'seed_everything': 0}
+    """
     if isinstance(value, dict):
         for key, item in value.items():
-            yield from _leaves(item, f"{prefix}.{key}" if prefix else key)
+            yield from leaves(item, f"{prefix}.{key}" if prefix else key)
     else:
         yield prefix, value
 
 
 def flat_differences(saved: dict, given: dict) -> list[str]:
     """``"<key>: checkpoint <a>, command <b>"`` for every leaf both hold with different values."""
-    ours = dict(_leaves(_plain(given)))
+    ours = dict(leaves(_plain(given)))
     out = []
-    for key, value in _leaves(_plain({k: v for k, v in saved.items() if k not in _INTERNAL_KEYS})):
+    for key, value in leaves(_plain({k: v for k, v in saved.items() if k not in _INTERNAL_KEYS})):
         if key in ours and ours[key] != value:
             out.append(f"{key}: checkpoint {value!r}, command {ours[key]!r}")
     return out

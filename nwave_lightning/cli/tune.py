@@ -17,12 +17,13 @@ import json
 import os
 import shlex
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 import yaml
 from lightning.pytorch.cli import SaveConfigCallback
 
 from ..chip_keys import chip_twin, is_chip_metric
+from ..ckpt_args import leaves
 from ..io import atomic_write
 from ..run import build_from_config
 
@@ -59,7 +60,7 @@ def tune(
     experiment_name: str = "nwave_tune",
     max_failures: int = 0,
     address: Optional[str] = None,
-    resume: Union[bool, str] = "auto",
+    resume: Union[bool, Literal["auto"]] = "auto",  # another value is refused when the command line is parsed
     report: bool = True,
 ):
     """Tune hyper-parameters of a fit config with Ray Tune (see ``docs/tune-cli.md``).
@@ -237,8 +238,8 @@ def check_same_experiment(experiment_dir: str, launched: str) -> None:
     stored = os.path.join(experiment_dir, LAUNCH_CONFIG)
     if not os.path.isfile(stored) or not ray_tune.Tuner.can_restore(experiment_dir):
         return
-    before = _flat(yaml.safe_load(Path(stored).read_text(encoding="utf-8")))
-    after = _flat(yaml.safe_load(launched))
+    before = dict(leaves(yaml.safe_load(Path(stored).read_text(encoding="utf-8"))))
+    after = dict(leaves(yaml.safe_load(launched)))
     changed = sorted(key for key in before.keys() & after.keys()
                      if before[key] != after[key] and key.split(".")[0] not in _RESUME_FREE_KEYS)
     if changed:
@@ -249,12 +250,6 @@ def check_same_experiment(experiment_dir: str, launched: str) -> None:
             f"(ignoring these):{lines}{more}\nRerun it as launched (its settings: {stored}) to continue it, or pass "
             "--resume false to start a new experiment beside it."
         )
-
-
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict):
-        return {key: value for name, child in tree.items() for key, value in _flat(child, f"{prefix}{name}.").items()}
-    return {prefix[:-1]: tree}
 
 
 def _check_chip_metric_logged(metric: str, model) -> None:

@@ -71,6 +71,16 @@ def test_setup_problems_are_listed_together_before_any_trial(tmp_path):
     assert not os.path.exists(tmp_path / "runs")  # no experiment, no trial folder
 
 
+def test_a_bad_resume_value_is_refused_when_parsed(tmp_path, capsys):
+    """`--resume later` fails at once, naming the option and its values, before any build or dry run."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tune", "--config", tune_config(tmp_path), "--resume", "later"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "resume" in error and "later" in error and "auto" in error
+    assert not os.path.exists(tmp_path / "runs")
+
+
 def test_memory_guard_knows_the_model(tmp_path, monkeypatch):
     """Two trials fit by the data-only estimate; the dry run of the model's batch says one: strict refuses, with the estimate.
 
