@@ -122,7 +122,8 @@ def load_trained_net(model: nn.Module, ckpt_path: Union[str, os.PathLike]) -> nn
         shown = os.fspath(ckpt_path) if isinstance(ckpt_path, os.PathLike) else ckpt_path
         raise ValueError(
             f"ckpt_path={shown!r} is not a file; pass a checkpoint of the run, e.g. "
-            "runs/<name>/version_<n>/checkpoints/last.ckpt or its best_model.pt."
+            "runs/<name>/version_<n>/checkpoints/last.ckpt or its best_model.pt"
+            + (" (`last` is resolved on the command line only: nwave export --ckpt_path last)." if shown == "last" else ".")
         )
     try:
         payload = load_checkpoint(ckpt_path)

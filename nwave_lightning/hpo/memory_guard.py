@@ -97,12 +97,12 @@ def available_ram_bytes() -> int:
         with open("/proc/meminfo", encoding="ascii") as handle:
             fields = dict(line.split(":", 1) for line in handle)
         return int(fields["MemAvailable"].split()[0]) * 1024
-    except OSError:
+    except (OSError, KeyError, ValueError):  # no /proc (macOS), or a kernel without MemAvailable
         pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError):
-        log.info("free RAM is not known here; the memory guard budgets all of this machine's RAM")
+        log.warning("free RAM is not known on this machine; the memory guard counts all of its RAM as available")
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 

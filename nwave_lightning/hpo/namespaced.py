@@ -40,6 +40,7 @@ from ..training.optim import LR_SCHEDULERS, OPTIMIZERS
 from .space import domain_values, is_domain
 
 __all__ = [
+    "DEFAULT_EPOCHS",
     "ENGINE_TRAINER_KEYS",
     "NAMESPACES",
     "SplitConfig",
@@ -58,6 +59,8 @@ FLAT_NAMESPACES = ("model", "optim", "sched", "trainer", "data", "early_stop")
 #: Namespaces whose keys are ``<namespace>.<component>.<param>``.
 NESTED_NAMESPACES = ("loss", "metric", "nwave")
 NAMESPACES = FLAT_NAMESPACES + NESTED_NAMESPACES
+#: Epochs of an ``HPOWrapper`` trial without ``trainer.epochs`` (the vendor SDK's default).
+DEFAULT_EPOCHS = 10
 #: ``trainer.*`` keys the trial reads itself rather than passing to Lightning.
 ENGINE_TRAINER_KEYS = ("epochs", "device", "seed", "checkpoint_every_epoch", "save_trainer_state")
 #: Trainer arguments every trial sets itself (logging, checkpoints, callbacks, progress output, processes).
@@ -185,7 +188,11 @@ def named_choice_problems(space: Mapping[str, Any], *, custom_optimizer: bool, c
     problems = []
     for key, names, builder in [check for check in checks if check[0] in space]:
         for value in domain_values(space[key]) or []:  # a continuous domain holds no names
-            name = value.get("name") if isinstance(value, Mapping) else value
+            if isinstance(value, Mapping) and "name" not in value:
+                problems.append(f"{key}={value!r} has no 'name', e.g. {{'name': 'step', 'step_size': 10}}; "
+                                f"SNNModule builds {list(names)}")
+                continue
+            name = value["name"] if isinstance(value, Mapping) else value
             if str(name).lower() not in names:
                 problems.append(f"{key}={value!r} is not supported: SNNModule builds {list(names)}; "
                                 f"for others pass HPOWrapper({builder}=...)")
@@ -195,12 +202,10 @@ def named_choice_problems(space: Mapping[str, Any], *, custom_optimizer: bool, c
 def trainer_kwargs(trainer_cfg: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """``trainer.*`` -> (Lightning ``Trainer`` keywords, keys Lightning does not take).
 
-    ``epochs`` is ``max_epochs``; ``device`` (``cpu``/``cuda``/``gpu``/``auto``/``mps``) is the
+    ``epochs`` is ``max_epochs`` (:data:`DEFAULT_EPOCHS` when absent); ``device`` (``cpu``/``cuda``/``gpu``/``auto``/``mps``) is the
     accelerator on one device; the other :data:`ENGINE_TRAINER_KEYS` are left out.
     """
-    kwargs: dict[str, Any] = {}
-    if "epochs" in trainer_cfg:
-        kwargs["max_epochs"] = int(trainer_cfg["epochs"])
+    kwargs: dict[str, Any] = {"max_epochs": int(trainer_cfg.get("epochs", DEFAULT_EPOCHS))}
     if "device" in trainer_cfg:
         device = str(trainer_cfg["device"]).lower()
         if device not in _DEVICES:

@@ -51,7 +51,7 @@ __all__ = [
 
 #: Folder (inside the trial folder) holding the trial's TensorBoard events.
 TENSORBOARD_DIR = "tensorboard"
-#: The class every trial trains (``nwave tune`` configs may name a subclass).
+#: The LightningModule of an ``HPOWrapper`` trial's fit config.
 _MODULE_CLASS = "nwave_lightning.training.SNNModule"
 
 
@@ -169,6 +169,11 @@ class TrialContext:
     def log_dir(self) -> str:
         """Where the trial's TensorBoard events go (inside the trial folder)."""
         return self.run.log_dir
+
+    @property
+    def distributed(self) -> bool:
+        """Whether this is one of several Ray Train workers of the trial (train with ``RayDDPStrategy``)."""
+        return self.run.distributed
 
     def report(self, metrics: Mapping[str, Any], checkpoint_dir: str | None = None) -> None:
         """Report one epoch to Tune (for a custom ``train_fn``); checks the selected metric once."""
@@ -324,10 +329,13 @@ def train_one_trial(ctx: TrialContext) -> pl.Trainer:
             "optimizer": ctx.optimizer_factory, "lr_scheduler": ctx.scheduler_factory,
         }},
         "data": ctx.datamodule or _Loaders(ctx.train_loader, ctx.val_loader),
-        "trainer": {"max_epochs": 10, **trainer_kwargs(settings)[0], "callbacks": ctx.callbacks},
+        # Lightning's "auto" would put every CPU trial on an Apple GPU; Ray gives a trial CUDA only when it asked for one.
+        "trainer": {"accelerator": "auto" if torch.cuda.is_available() else "cpu", **trainer_kwargs(settings)[0],
+                    "callbacks": ctx.callbacks},
     }
+    built = build_from_config(_owned_by_the_trial(config))
     return fit_trial(
-        build_from_config(_owned_by_the_trial(config)), ctx.run, metric=ctx.metric, mode=ctx.mode, best_dir=ctx.best_dir, hparams=ctx.config,
+        built, ctx.run, metric=ctx.metric, mode=ctx.mode, best_dir=ctx.best_dir, hparams=ctx.config,
         save_trainer_state=bool(settings.get("save_trainer_state", True)),
         checkpoint_every_epoch=bool(settings.get("checkpoint_every_epoch", True)),
     )
@@ -370,8 +378,12 @@ def fit_trial(
         from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment
 
         kwargs.update(strategy=RayDDPStrategy(), plugins=[RayLightningEnvironment()], devices="auto")
-    configured = [cb for cb in built.trainer_kwargs.get("callbacks") or [] if not isinstance(cb, BestModelCheckpoint)]
-    best = BestModelCheckpoint(metric=metric, mode=mode, dirpath=best_dir)
+    configured = list(built.trainer_kwargs.get("callbacks") or [])
+    # One BestModelCheckpoint, writing where the reports copy best_model.pt from (a configured one that does is kept).
+    kept = [cb for cb in configured if isinstance(cb, BestModelCheckpoint)
+            and (cb.metric, cb.mode, cb.dirpath) == (metric, mode, os.fspath(best_dir))]
+    best = kept[0] if kept else BestModelCheckpoint(metric=metric, mode=mode, dirpath=best_dir)
+    configured = [cb for cb in configured if not isinstance(cb, BestModelCheckpoint)]
     reporter = TuneEpochReport(metric, os.path.join(best_dir, BEST_MODEL_FILE), report_fn=run.report_fn,
                                save_trainer_state=save_trainer_state, checkpoint_every_epoch=checkpoint_every_epoch)
     logger = TensorBoardLogger(save_dir=run.log_dir, name="", version="", default_hp_metric=False)

@@ -31,13 +31,16 @@ from .engine import ExperimentInterrupted, ExperimentSettings, choose_experiment
 from .memory_guard import MemoryGuard
 from .preflight import domain_problems, metric_problems, raise_problems, search_space_problems
 from .results import best_result
-from .namespaced import flatten_params, named_choice_problems, namespaced_key, unused_bindings
+from .namespaced import DEFAULT_EPOCHS, flatten_params, named_choice_problems, namespaced_key, unused_bindings
 from .space import parse_domain, upper_bound
 from .trial import Builders, TrialSpec, run_trial, train_one_trial
 
 __all__ = ["HPOWrapper"]
 
 log = logging.getLogger(__name__)
+# The setter of each number ExperimentSettings.problems() checks.
+_SETTERS = {"num_samples": "set_num_samples", "max_concurrent_trials": "set_max_concurrent_trials",
+            "workers": "set_resources", "cpu": "set_resources", "gpu": "set_resources", "max_failures": "set_max_failures"}
 
 
 class HPOWrapper:
@@ -244,7 +247,9 @@ class HPOWrapper:
             default_train_fn=self.train_fn is train_one_trial,
         )
         unknown = [n for n in notes if "no loss builder" in n or "no metric builder" in n]
-        problems = search_space_problems(self.param_space) + [f"bound name {n}" for n in unknown] + self.settings.problems()
+        # The experiment's numbers, named by the call that sets them: "set_num_samples: num_samples=0 must be >= 1 ...".
+        numbers = [f"{_SETTERS[p.split('=')[0]]}: {p}" for p in self.settings.problems()]
+        problems = search_space_problems(self.param_space) + [f"bound name {n}" for n in unknown] + numbers
         problems += named_choice_problems(self.param_space, custom_optimizer=self.optimizer_builder is not None,
                                           custom_scheduler=self.scheduler_builder is not None)
         if self.train_fn is train_one_trial:
@@ -277,7 +282,7 @@ class HPOWrapper:
                 self.settings,
                 dataset_path=dataset_path,
                 data_cfg=data_cfg,
-                max_t=upper_bound(self.param_space.get("trainer.epochs")),
+                max_t=upper_bound(self.param_space.get("trainer.epochs", DEFAULT_EPOCHS)),
                 restore=restore,
                 callbacks=callbacks,
             )

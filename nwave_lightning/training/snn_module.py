@@ -75,6 +75,20 @@ def _plain_data(value: Any) -> bool:
     return False
 
 
+#: What jsonargparse writes for an object a config holds already built (an HPOWrapper trial's net, loss, metrics).
+_BUILT_OBJECT_PLACEHOLDER = "Unable to serialize instance"
+
+
+def _holds_built_objects(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.startswith(_BUILT_OBJECT_PLACEHOLDER)
+    if isinstance(value, dict):
+        return any(_holds_built_objects(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_built_objects(v) for v in value)
+    return False
+
+
 def _default_sign_annealing(spec: Union[bool, dict[str, Any]]) -> Optional[SignAnnealing]:
     """The ``SignAnnealing`` that ``sign_annealing=`` asks for (``None``: unconstrained signs)."""
     if spec is False:
@@ -271,6 +285,8 @@ class SNNModule(pl.LightningModule):
         self.save_hyperparameters(ignore=objects, frame=frame)
         if "_class_path" in self.hparams:  # LightningCLI gave its config (plain data): keep all of it
             self.save_hyperparameters(frame=frame)
+            if _holds_built_objects(dict(self.hparams)):  # unless it held objects built already: not rebuildable
+                self.save_hyperparameters(ignore=objects, frame=frame)
 
     def _build_metrics(self, metrics: dict, activity: bool) -> None:
         self.metric_names: list[str] = []

@@ -88,3 +88,5 @@ def test_weights_of_another_shape_are_refused_naming_the_file(tmp_path):
         load_trained_net(other, tmp_path / "best_model.pt")
     with pytest.raises(ValueError, match=r"ckpt_path='.*absent\.pt' is not a file"):
         load_trained_net(other, tmp_path / "absent.pt")
+    with pytest.raises(ValueError, match=r"ckpt_path='last' is not a file.*command line only: nwave export --ckpt_path last"):
+        load_trained_net(other, "last")

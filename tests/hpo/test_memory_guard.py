@@ -139,3 +139,16 @@ def test_available_ram_without_meminfo_nor_free_pages(monkeypatch):
     monkeypatch.setattr(builtins, "open", no_meminfo)
     monkeypatch.setattr(os, "sysconf", no_free_pages)
     assert available_ram_bytes() == real_sysconf("SC_PHYS_PAGES") * real_sysconf("SC_PAGE_SIZE")
+
+
+def test_available_ram_on_a_kernel_without_memavailable(monkeypatch):
+    """An old kernel's /proc/meminfo has no MemAvailable line: the free pages count instead."""
+    import builtins
+    import io
+    import os
+
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: io.StringIO("MemTotal: 1000 kB\nMemFree: 500 kB\n")
+                        if str(path) == "/proc/meminfo" else real_open(path, *a, **k))
+    monkeypatch.setattr(os, "sysconf", {"SC_AVPHYS_PAGES": 300, "SC_PAGE_SIZE": 4096}.__getitem__)
+    assert available_ram_bytes() == 300 * 4096

@@ -6,6 +6,7 @@ import pytest
 from ray import tune
 
 from nwave_lightning.hpo.namespaced import (
+    DEFAULT_EPOCHS,
     named_choice_problems,
     flatten_params,
     lr_scheduler_spec,
@@ -33,6 +34,9 @@ def test_unsupported_names_list_the_supported_ones():
     problems = named_choice_problems({"sched.cfg": tune.choice([{"name": "step", "step_size": 2}, {"name": "onecycle"}])},
                                      custom_optimizer=False, custom_scheduler=False)
     assert len(problems) == 1 and re.search(r"onecycle.*'multistep'.*scheduler_builder", problems[0])
+    problems = named_choice_problems({"sched.cfg": tune.choice([{"step_size": 5}])}, custom_optimizer=False,
+                                     custom_scheduler=False)
+    assert len(problems) == 1 and "has no 'name'" in problems[0] and "'step'" in problems[0]
     # custom builders own their names; every name training/optim builds passes
     assert named_choice_problems({"optim.name": "sgd", "sched.name": "onecycle"}, custom_optimizer=True,
                                  custom_scheduler=True) == []
@@ -45,6 +49,7 @@ def test_trainer_kwargs():
     kwargs, unknown = trainer_kwargs({"epochs": 4, "device": "cuda", "seed": 1, "precision": "bf16-mixed", "bogus": 1})
     assert kwargs == {"max_epochs": 4, "accelerator": "gpu", "devices": 1, "precision": "bf16-mixed"}
     assert unknown == ["bogus"]
+    assert trainer_kwargs({})[0] == {"max_epochs": DEFAULT_EPOCHS} and DEFAULT_EPOCHS == 10  # the vendor SDK's default
     with pytest.raises(ValueError, match="trainer.device='tpu9'"):
         trainer_kwargs({"device": "tpu9"})
 

@@ -1,4 +1,4 @@
-"""One trial's flow (steps 1-8) without Ray: built objects, reports, best checkpoint, TensorBoard keys."""
+"""An HPOWrapper trial without Ray: built objects, reports, best checkpoint, TensorBoard keys."""
 
 import os
 import shutil
@@ -103,6 +103,9 @@ def test_checkpoints_hold_the_best_model(sdk_trial):
     recalls = [r["val_recall"] for r in fake.reports]
     best_epoch = recalls.index(max(recalls)) + 1
     assert payload["epoch"] == best_epoch and payload["best_selected_metric"] == pytest.approx(max(recalls))
+    # the BestModelCheckpoint of ctx.callbacks is the one that trained (a custom train_fn may read it)
+    tracker = next(cb for cb in ctx.callbacks if type(cb).__name__ == "BestModelCheckpoint")
+    assert tracker.best_epoch == best_epoch and tracker.best_model_path.startswith(ctx.best_dir)
     # the weights restore into the trained model (sign annealing added its parametrisations to it)
     assert payload["state_dict"].keys() == ctx.model.state_dict().keys()
     ctx.model.load_state_dict(payload["state_dict"])
@@ -347,3 +350,15 @@ def test_a_wrapper_trial_and_a_config_trial_with_the_same_settings_train_the_sam
     for key, value in mine.items():
         assert torch.equal(value, theirs[key]), key
     assert wrapper_fake.reports[-1]["val_acc"] == config_fake.reports[-1]["val_acc"]
+
+
+def test_a_wrapper_trial_keeps_plain_hyper_parameters(sdk_trial):
+    """The built net, loss and metrics travel through the fit config as objects: the checkpoint and TensorBoard
+    keep the plain arguments, not placeholders for the objects (which nothing could rebuild)."""
+    ctx, fake = sdk_trial
+    hparams = torch.load(os.path.join(fake.checkpoints[-1], "trial_state.ckpt"), map_location="cpu",
+                         weights_only=False)["hyper_parameters"]
+    assert "net" not in hparams and "loss" not in hparams and "metrics" not in hparams
+    assert hparams["lr_scheduler"] == {"name": "step", "step_size": 1, "gamma": 0.5}
+    for text in (repr(hparams), open(os.path.join(ctx.log_dir, "hparams.yaml")).read()):
+        assert "Unable to serialize" not in text

@@ -33,7 +33,7 @@ def toy_hpo(tmp_path, name, **kwargs):
 
 
 @pytest.mark.slow
-def test_seed_end_to_end_template(ray_local, tmp_path, monkeypatch, capsys):
+def test_vendor_sdk_end_to_end_template(ray_local, tmp_path, monkeypatch, capsys):
     """The vendor SDK's "End-to-end template": only imports renamed and sizes shrunk."""
     from .sdk_template import build_acc_metric, build_datasets, build_main_loss, build_model, build_recall_metric
 
@@ -334,7 +334,8 @@ def test_preflight_warns_and_rejects(tmp_path):
     hpo.set_num_samples(0)
     hpo.set_resources(cpu=-1, workers=0)
     hpo.set_max_concurrent_trials(0)
-    with pytest.raises(ValueError, match=r"(?s)4 problem.*num_samples=0.*max_concurrent_trials=0.*workers=0.*cpu=-1"):
+    with pytest.raises(ValueError, match=r"(?s)4 problem.*set_num_samples: num_samples=0.*set_max_concurrent_trials: max_concurrent_trials=0"
+                       r".*set_resources: workers=0.*set_resources: cpu=-1"):
         hpo.preflight()
     hpo.set_num_samples(1)
     hpo.set_resources()
