@@ -49,6 +49,7 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 
 import matplotlib
 
@@ -65,6 +66,7 @@ from nwave_lightning.hpo import HPOWrapper, train_one_trial  # noqa: E402
 from nwave_lightning.hpo.report import write_report  # noqa: E402
 from nwave_lightning.hpo.results import describe_best  # noqa: E402
 from nwave_lightning.init import fluct_init  # noqa: E402
+from nwave_lightning.io import atomic_write  # noqa: E402
 from nwave_lightning.loss import (  # noqa: E402
     CompositeLoss,
     balanced_population_mse,
@@ -449,9 +451,8 @@ def main(argv=None):
         "figures": sorted(os.listdir(args.figures)),
     }
     path = os.path.join(args.figures, "results.json")
-    with open(path + ".tmp", "w") as handle:  # atomic: a crash leaves the previous results whole
-        json.dump(summary, handle, indent=2, default=str)
-    os.replace(path + ".tmp", path)
+    # Atomic: a crash leaves the previous results whole.
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8"))
     shown = ("wall_s", "best_trial", "best_epoch", "best_val_recall", "best_epoch_val_chip_recall", "best_trial_last_val_acc",
              "best_trial_last_val_chip_acc")
     print(json.dumps({k: summary[k] for k in shown}, indent=2))

@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -98,9 +99,11 @@ def flatten_params(params: Mapping[str, Any] | None = None, **kwargs: Any) -> di
     for key, value in {**dict(params or {}), **kwargs}.items():
         namespace, _, rest = str(key).partition(".")
         if not isinstance(key, str) or namespace not in NAMESPACES:
+            close = difflib.get_close_matches(namespace, NAMESPACES, n=1)
+            hint = f"did you mean {close[0] + '.' + rest!r}?" if close and rest else f"e.g. 'model.{key}'"
             raise ValueError(
                 f"parameter key {key!r} does not start with a namespace; use one of "
-                f"{[n + '.' for n in NAMESPACES]} (e.g. 'model.{key}')"
+                f"{[n + '.' for n in NAMESPACES]} ({hint})"
             )
         if rest:
             flat[key] = value

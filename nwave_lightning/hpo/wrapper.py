@@ -246,7 +246,8 @@ class HPOWrapper:
             metric_builders=self.metric_builders,
             default_train_fn=self.train_fn is train_one_trial,
         )
-        unknown = [n for n in notes if "no loss builder" in n or "no metric builder" in n]
+        # Names no builder or callback has would fail every trial: errors. Other unread keys are warned about.
+        unknown = [n for n in notes if "no loss builder" in n or "no metric builder" in n or "no NWAVE scheduler" in n]
         # The experiment's numbers, named by the call that sets them: "set_num_samples: num_samples=0 must be >= 1 ...".
         numbers = [f"{_SETTERS[p.split('=')[0]]}: {p}" for p in self.settings.problems()]
         problems = search_space_problems(self.param_space) + [f"bound name {n}" for n in unknown] + numbers
@@ -268,8 +269,10 @@ class HPOWrapper:
         ``resume=True``/``"auto"`` continues an interrupted one; ``False`` starts a new one
         (in ``<experiment_name>_2`` when the folder holds one; see
         :func:`~nwave_lightning.hpo.engine.choose_experiment`).
-        After a Ctrl-C (Ray stops the experiment and saves its state) it says so and returns
-        what ran; ``run(..., resume=True)`` continues it.
+        Raises:
+            KeyboardInterrupt: after a Ctrl-C (Ray stops the experiment and saves its state), so that
+                the script stops too; ``hpo.results`` holds what ran and ``run(..., resume=True)``
+                continues it.
         """
         self.preflight()
         restore = choose_experiment(self.settings, resume)
@@ -288,7 +291,9 @@ class HPOWrapper:
             )
         except ExperimentInterrupted as stop:
             self.results = stop.results  # what ran, as Ray's Tuner.fit returns it
-            print(f"Interrupted: the experiment's state is saved in {stop.path}; hpo.run(..., resume=True) continues it.", flush=True)
+            print(f"Interrupted: the experiment's state is saved in {stop.path}; hpo.run(..., resume=True) continues it.",
+                  flush=True)
+            raise KeyboardInterrupt(f"experiment interrupted; its state is saved in {stop.path}") from None
         return self.results
 
     # -- analysis -----------------------------------------------------------

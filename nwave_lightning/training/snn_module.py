@@ -663,8 +663,10 @@ class SNNModule(pl.LightningModule):
             verdict = "scores worse than" if directed else "scores far from"
             rank_zero_warn(
                 f"SNNModule: the chip-ready network (to_chip(net)) {verdict} the float one at the end of fit: "
-                f"{'; '.join(gaps)} (more than chip_gap_tolerance={self.chip_gap_tolerance}). The float weights rely "
-                f"on what the chip cannot store. {_chip_gap_advice(self.trainer.callbacks, self.clamp_weights)} "
+                f"{'; '.join(gaps)} (more than chip_gap_tolerance={self.chip_gap_tolerance}). "
+                + ("The float weights rely on what the chip cannot store. " if directed else
+                   "The metric has no direction (a plain function without higher_is_better), so either may be better. ")
+                + f"{_chip_gap_advice(self.trainer.callbacks, self.clamp_weights)} "
                 "Monitor val_chip_* in BestModelCheckpoint / early stopping, so the kept model is the chip's best."
             )
 

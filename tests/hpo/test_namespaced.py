@@ -105,5 +105,7 @@ def test_flatten_params_accepts_dotted_and_nested_forms():
         **{"sched.cfg": {"name": "none"}},
     )
     assert flat == {"model.in_ch": 13, "loss.main.w": 1.0, "nwave.surrogate.policy": "exp", "sched.cfg": {"name": "none"}}
-    with pytest.raises(ValueError, match="does not start with a namespace"):
+    with pytest.raises(ValueError, match="does not start with a namespace.*e.g. 'model.hidden'"):
         flatten_params({"hidden": 3})
+    with pytest.raises(ValueError, match="did you mean 'optim.lr'"):
+        flatten_params({"optm.lr": 0.01})

@@ -260,7 +260,10 @@ def test_interrupted_experiment_resumes(ray_local, tmp_path, capsys):
         hpo.set_tune_scheduler_config("fifo")
         return hpo
 
-    first = make().run(callbacks=[InterruptOnce(tmp_path / "interrupted")])
+    interrupted = make()
+    with pytest.raises(KeyboardInterrupt):  # the script stops, as after any Ctrl-C
+        interrupted.run(callbacks=[InterruptOnce(tmp_path / "interrupted")])
+    first = interrupted.results  # what ran
     assert f"Interrupted: the experiment's state is saved in {tmp_path / 'results' / 'resume'}" in capsys.readouterr().out
     done = {os.path.basename(r.path): r.metrics_dataframe for r in first if r.metrics and r.metrics.get("done")}
     assert len(done) == 1 and len(os.listdir(runs)) < 3  # stopped before all trials ran
@@ -320,16 +323,19 @@ def test_missing_gpu_is_refused(ray_local, tmp_path):
 
 def test_preflight_warns_and_rejects(tmp_path):
     hpo = toy_hpo(tmp_path, "preflight")
-    hpo.bind_nwave_scheduler_param("surrogat.policy", "linear")
-    with pytest.warns(UserWarning, match="nwave.surrogat.policy: no NWAVE scheduler 'surrogat'"):
+    hpo.bind_trainer_param("bogus", 1)
+    with pytest.warns(UserWarning, match="trainer.bogus: not a Lightning Trainer argument"):
         notes = hpo.preflight()
-    assert any("surrogat" in n for n in notes)
-    # A bound name with no builder is an error (listed with the other problems), not a warning.
+    assert any("trainer.bogus" in n for n in notes)
+    del hpo.param_space["trainer.bogus"]
+    # A bound name no builder or callback has would fail every trial: an error, listed with the other problems.
+    hpo.bind_nwave_scheduler_param("surrogat.policy", "linear")
     hpo.bind_metric_param("f1", "beta", 2.0)
     hpo.bind_loss_param("aux", "w", tune.choice([1, 2]))
-    with pytest.raises(ValueError, match=r"(?s)no metric builder named 'f1'.*no loss builder named 'aux'"):
+    with pytest.raises(ValueError, match=r"(?s)nwave.surrogat.policy: no NWAVE scheduler 'surrogat'"
+                                         r".*no metric builder named 'f1'.*no loss builder named 'aux'"):
         hpo.preflight()
-    del hpo.param_space["metric.f1.beta"], hpo.param_space["loss.aux.w"]
+    del hpo.param_space["metric.f1.beta"], hpo.param_space["loss.aux.w"], hpo.param_space["nwave.surrogat.policy"]
     # The experiment's numbers are checked there too, all at once.
     hpo.set_num_samples(0)
     hpo.set_resources(cpu=-1, workers=0)

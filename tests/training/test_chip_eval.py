@@ -254,7 +254,16 @@ def test_a_chip_twin_that_scores_better_does_not_warn():
     assert _chip_gap_warnings(module, {"val_err": 0.4, "val_chip_err": 0.1}, [SignAnnealing()]) == []
     # ... and one above it by more than the tolerance is.
     (message,) = _chip_gap_warnings(module, {"val_err": 0.1, "val_chip_err": 0.4}, [SignAnnealing()])
-    assert "val_chip_err=0.4 vs val_err=0.1" in message
+    assert "val_chip_err=0.4 vs val_err=0.1" in message and "scores worse than" in message
+    assert "rely on what the chip cannot store" in message
+
+
+def test_a_metric_without_direction_is_called_different_not_worse():
+    """A plain function (the vendor SDK's metric style) has no higher_is_better: a gap either way is named as such."""
+    module = make_module(net=tiny_net((6,)), metrics={"score": lambda spk_out, y: spk_out.float().mean()})
+    (message,) = _chip_gap_warnings(module, {"val_score": 0.4, "val_chip_score": 0.53}, [SignAnnealing()])
+    assert "scores far from" in message and "either may be better" in message
+    assert "rely on what the chip cannot store" not in message
 
 
 def test_a_trailing_twin_within_the_tolerance_does_not_warn():
