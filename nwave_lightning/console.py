@@ -7,9 +7,9 @@ Commands (``nwave ...``) and tune trials call :func:`quiet_third_party` once;
 Example:
     >>> quiet_third_party()
     >>> import logging
-    >>> record = logging.LogRecord("lightning.pytorch.utilities.rank_zero", logging.INFO, "", 0, "💡 Tip: ...", None, None)
-    >>> _drop_tips(record)
-    False
+    >>> tips = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    >>> [f.filter(logging.LogRecord(tips.name, logging.INFO, "", 0, "💡 Tip: ...", None, None)) for f in tips.filters]
+    [False]
 """
 
 from __future__ import annotations
@@ -27,9 +27,23 @@ _THIRD_PARTY_WARNINGS = (
 )
 
 
-def _drop_tips(record: logging.LogRecord) -> bool:
-    """Lightning's advertising tips (``💡 Tip: ...``) are not about the run."""
-    return not str(record.msg).startswith("💡 Tip")
+#: Log lines of other libraries that say nothing about the run: logger name -> the start of the message.
+_THIRD_PARTY_LINES = {
+    "lightning.pytorch.utilities.rank_zero": "💡 Tip",  # Lightning's advertising tips
+    # Ray (2.59 on) when it starts a local cluster: its default of token authentication, nothing to act on.
+    "ray._private.authentication.authentication_token_setup": "Token authentication is enabled",
+}
+
+
+class _DropLines(logging.Filter):
+    """Drops the records whose message starts with ``prefix``."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
 
 
 def quiet_trial_process() -> None:
@@ -40,12 +54,13 @@ def quiet_trial_process() -> None:
 
 
 def quiet_third_party() -> None:
-    """Drop Lightning's tips and the third-party deprecations listed above (idempotent)."""
+    """Drop the third-party log lines and deprecations listed above (idempotent)."""
     for message in _THIRD_PARTY_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
-    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    if _drop_tips not in logger.filters:
-        logger.addFilter(_drop_tips)
+    for name, prefix in _THIRD_PARTY_LINES.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropLines) for f in logger.filters):
+            logger.addFilter(_DropLines(prefix))
 
 
 class EpochProgressBar(RichProgressBar):

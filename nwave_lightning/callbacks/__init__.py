@@ -19,6 +19,7 @@ from .config import callbacks_from_config
 from .early_stopping import NWaveEarlyStopping
 from .interrupt import InterruptCheckpoint
 from .non_finite import NonFiniteError, NonFiniteGuard
+from .random_state import RandomStateCheckpoint
 from .sign_annealing import SignAnnealing, export_hard_signed, install_sign_parametrization, set_sign_alpha, sign_coherence_pct
 from .sign_pruning import SignPruning, shrink_minority_signs
 from .surrogate_scheduler import SurrogateScheduler
@@ -30,6 +31,7 @@ __all__ = [
     "NonFiniteError",
     "NonFiniteGuard",
     "NWaveEarlyStopping",
+    "RandomStateCheckpoint",
     "SignAnnealing",
     "SignPruning",
     "SurrogateScheduler",

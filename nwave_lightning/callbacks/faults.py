@@ -2,9 +2,9 @@
 
 Example:
     >>> [type(cb).__name__ for cb in fault_callbacks([])]
-    ['NonFiniteGuard', 'InterruptCheckpoint']
+    ['NonFiniteGuard', 'InterruptCheckpoint', 'RandomStateCheckpoint']
     >>> [type(cb).__name__ for cb in fault_callbacks([NonFiniteGuard(enabled=False)])]
-    ['InterruptCheckpoint']
+    ['InterruptCheckpoint', 'RandomStateCheckpoint']
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from lightning.pytorch.callbacks import Callback
 
 from .interrupt import InterruptCheckpoint
 from .non_finite import NonFiniteGuard
+from .random_state import RandomStateCheckpoint
 
 __all__ = ["FAULT_CALLBACKS", "fault_callbacks"]
 
-FAULT_CALLBACKS = (NonFiniteGuard, InterruptCheckpoint)
+FAULT_CALLBACKS = (NonFiniteGuard, InterruptCheckpoint, RandomStateCheckpoint)
 
 
 def fault_callbacks(present: Sequence[Callback]) -> list[Callback]:

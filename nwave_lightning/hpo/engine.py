@@ -30,6 +30,7 @@ from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import TrialScheduler
 
+from ..console import quiet_third_party
 from .distributed import DRIVER_RESOURCES, ReleaseTrainResources
 from .memory_guard import MemoryGuard, Recommendation, resolve_concurrency
 from .results import TrialLines, trial_dirname, trial_outcome, write_outcome
@@ -136,6 +137,7 @@ def connect_ray(address: str | None = None) -> None:
                     "call ray.shutdown() first or drop address="
                 )
         return
+    quiet_third_party()
     # Trial processes' output reaches this console only on a terminal: Ray prefixes it with colour codes.
     # WARNING: no "Started a local Ray instance" line; the experiment prints its own.
     ray.init(address=address, include_dashboard=False, log_to_driver=sys.stdout.isatty(), logging_level=logging.WARNING)
@@ -161,6 +163,10 @@ _RAY_ENV = {
     # local storage that costs milliseconds, so Ray's "may become a bottleneck" warning is noise.
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
 }
+# At verbose <= 1 the console gets the engine's own lines (TrialLines: a trial's error in one line, its traceback in
+# the trial's error.txt). Ray's output engine prints its configuration box, a line per trial error and the
+# error's traceback (once per try) even at verbose 0; its legacy engine at verbose 0 prints nothing.
+_QUIET_RAY_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_PRINT_ALL_TRIAL_ERRORS": "0"}
 
 
 class ExperimentInterrupted(Exception):
@@ -192,10 +198,11 @@ class _DriverLines(logging.Filter):
 
 
 @contextlib.contextmanager
-def _tune_driver():
+def _tune_driver(verbose: int):
     """This process as Ray Tune's driver: ``_RAY_ENV`` set, and the end-of-run lines filtered (yields the filter)."""
-    previous = {key: os.environ.get(key) for key in _RAY_ENV}
-    os.environ.update(_RAY_ENV)
+    env = {**_RAY_ENV, **(_QUIET_RAY_ENV if verbose <= 1 else {})}
+    previous = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
     lines = _DriverLines()
     tune_logger = logging.getLogger("ray.tune.tune")
     tune_logger.addFilter(lines)
@@ -296,12 +303,13 @@ def run_experiment(
     cluster = ray.cluster_resources()
     _check_cluster_has(settings, cluster)
     workers = settings.num_workers
+    total = trial_count(param_space, settings.num_samples)
     concurrency, recommendation = resolve_concurrency(
         settings.memory_guard,
         settings.max_concurrent_trials,
         dataset_path=dataset_path,
         data_cfg=data_cfg,
-        num_samples=trial_count(param_space, settings.num_samples),
+        num_samples=total,
         resources={name: float(value or 0) * workers for name, value in settings.resources.items()},
         cluster=cluster,
         model_bytes=model_bytes,
@@ -330,7 +338,7 @@ def run_experiment(
     if workers > 1 and not remote:
         run_callbacks.append(ReleaseTrainResources(path))
     if settings.verbose == 1:
-        run_callbacks.append(TrialLines(settings.metric, settings.mode, settings.num_samples, None if remote else path))
+        run_callbacks.append(TrialLines(settings.metric, settings.mode, total, None if remote else path))
     if not remote:
         run_callbacks.append(TrialOutcome(path))
     run_config = tune.RunConfig(
@@ -347,7 +355,7 @@ def run_experiment(
     trainable = tune.with_resources(trainable, dict(DRIVER_RESOURCES if workers > 1 else settings.resources))
     if not remote:
         os.makedirs(path, exist_ok=True)
-    with _tune_driver() as lines:
+    with _tune_driver(settings.verbose) as lines:
         if restore:
             tuner = tune.Tuner.restore(
                 path, trainable, resume_unfinished=True, resume_errored=True, param_space=dict(param_space)
@@ -355,7 +363,7 @@ def run_experiment(
         else:
             tuner = tune.Tuner(trainable, param_space=dict(param_space), tune_config=tune_config, run_config=run_config)
         results = tuner.fit()
-    for result in results:
+    for result in results if settings.verbose != 1 else []:  # at verbose 1, TrialLines said it
         if result.error is not None:
             error = str(result.error).strip().splitlines() or [repr(result.error)]
             log.warning("trial %s failed: %s (details: ResultGrid.errors / the trial's error.txt)",

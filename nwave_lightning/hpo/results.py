@@ -16,17 +16,17 @@ import json
 import math
 import os
 import pathlib
-import random
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 import ray.tune
 import torch
 from lightning.pytorch.callbacks import Checkpoint as _LightningCheckpoint
+from ray.tune.progress_reporter import TrialProgressCallback
 
 from ..chip_keys import CHIP_METRIC_HINT, chip_twin, is_chip_metric
 from ..io import atomic_write
@@ -55,6 +55,8 @@ TRIAL_STATE_FILE = "trial_state.ckpt"
 #: How a trial ended, in its folder: ``ok``, ``error`` or ``non-finite: <reason>``; absent while it runs
 #: or when it was killed (the report says ``incomplete``).
 OUTCOME_FILE = "outcome.txt"
+# Colour codes Ray puts around process names in error texts.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Keys Ray fills in itself; a metric under one of these names would be overwritten.
 _RAY_RESERVED = {"done", "training_iteration", "time_total_s", "time_this_iter_s", "config", "trial_id", "timestamp"}
 
@@ -259,34 +261,10 @@ class TuneEpochReport(_LightningCheckpoint):
             self.report_fn(report, checkpoint=ray.tune.Checkpoint.from_directory(directory) if has_files else None)
 
     def state_dict(self) -> dict[str, Any]:
-        # Lightning's checkpoint leaves out the random streams; without them a resumed trial
-        # shuffles its next epochs differently from the uninterrupted one.
-        return {"metric": self.metric, "rng": _rng_states()}
+        return {"metric": self.metric}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        # The best-model file comes back with the checkpoint itself.
-        self.best_stamp = None
-        if "rng" in state_dict:
-            _set_rng_states(state_dict["rng"])
-
-
-def _rng_states() -> dict[str, Any]:
-    # Plain types and tensors only: the trainer state loads with ``weights_only=True``.
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    numpy_state = (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss))
-    states = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: Mapping[str, Any]) -> None:
-    torch.set_rng_state(states["torch"])
-    kind, keys, pos, has_gauss, gauss = states["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    random.setstate(states["python"])
-    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(states["cuda"])
+        self.best_stamp = None  # the best-model file comes back with the checkpoint itself
 
 
 def trial_dirname(trial) -> str:
@@ -298,8 +276,10 @@ def trial_dirname(trial) -> str:
     return f"trial_{trial if isinstance(trial, str) else trial.trial_id}"
 
 
-class TrialLines(ray.tune.Callback):
+class TrialLines(TrialProgressCallback):
     """One console line per finished trial, covering a resumed trial's earlier sessions too.
+
+    Ray Tune's trial progress callback: in its place, Ray adds none of its own.
 
     >>> rows = [{"val_acc": 0.5, "epoch": 1.0}, {"val_acc": 0.75, "epoch": 2.0}]
     >>> TrialLines("val_acc", "max").line("trial_1", "TERMINATED", rows, 3, 8)
@@ -307,6 +287,7 @@ class TrialLines(ray.tune.Callback):
     """
 
     def __init__(self, metric: str, mode: str, total: int = 0, experiment_dir: str | None = None) -> None:
+        super().__init__(metric=metric)
         self.metric, self.mode, self.total, self.experiment_dir = metric, mode, total, experiment_dir
         self.history: dict[str, list[dict]] = {}
         self.finished = 0
@@ -340,24 +321,44 @@ class TrialLines(ray.tune.Callback):
                 continue
         return rows
 
-    def line(self, name: str, status: str, rows: list[dict], done: int, total: int) -> str:
-        """``[done/total] name status after N epochs: best <metric> ...`` for ``rows`` (see :meth:`rows`)."""
+    def line(self, name: str, status: str, rows: list[dict], done: int, total: int, why: str | None = None) -> str:
+        """``[done/total] name status after N epochs: best <metric> ...[; why]`` for ``rows`` (see :meth:`rows`)."""
         text = f"[{done}/{total}] {name} {status} after {int(rows[-1]['epoch']) if rows else 0} epochs"
         scored = [row for row in rows if self.metric in row]
         if not scored:
-            return text + f": {self.metric} not reported"
+            return f"{text}: {why or f'{self.metric} not reported'}"
         best = (max if self.mode == "max" else min)(scored, key=lambda row: row[self.metric])
         text += f": best {self.metric} {_fmt(best[self.metric])} at epoch {int(best['epoch'])}"
         twin = chip_twin(self.metric)
-        return text + (f" ({twin} {_fmt(best[twin])})" if twin in best else "")
+        text += f" ({twin} {_fmt(best[twin])})" if twin in best else ""
+        return f"{text}; {why}" if why else text
 
-    def _print(self, trials, trial, status: str) -> None:
+    def _print(self, trials, trial, status: str, why: str | None = None) -> None:
         self.finished += 1
         total = max(len(trials), self.total)
-        print(self.line(trial_dirname(trial), status, self.rows(trial), self.finished, total), flush=True)
+        print(self.line(trial_dirname(trial), status, self.rows(trial), self.finished, total, why), flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self._print(trials, trial, "TERMINATED")
+        outcome = trial_outcome(os.path.join(self.experiment_dir, trial_dirname(trial))) if self.experiment_dir else ""
+        if outcome.startswith("non-finite"):  # the trial stopped itself (NonFiniteError) and wrote why
+            self._print(trials, trial, "STOPPED", outcome)
+        else:
+            self._print(trials, trial, "TERMINATED")
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        print(f"{trial_dirname(trial)} failed, retrying it: {_last_error(trial)}", flush=True)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._print(trials, trial, "ERROR")
+        self._print(trials, trial, "ERROR", _last_error(trial))
+
+
+def _last_error(trial) -> str:
+    """The exception line of a failed trial's latest error, and where its traceback is."""
+    try:
+        with open(trial.error_file, encoding="utf-8") as handle:
+            lines = [_ANSI.sub("", line).strip() for line in handle if line.strip()]
+    except (AttributeError, OSError, TypeError):  # no error file (yet)
+        lines = []
+    text = lines[-1] if lines else "its error is in ResultGrid.errors"
+    path = getattr(trial, "path", None)  # the trial folder in storage, where Ray copies error.txt
+    return f"{text} (traceback: {path}/error.txt)" if path else text

@@ -35,7 +35,7 @@ import lightning.pytorch as pl
 import ray.tune
 import torch
 
-from ..callbacks import BestModelCheckpoint, NonFiniteError
+from ..callbacks import BestModelCheckpoint, NonFiniteError, RandomStateCheckpoint
 from ..console import quiet_trial_process
 from ..training.contract import unpack_batch, validate_contract
 from ..run import Run, build_from_config
@@ -384,6 +384,8 @@ def fit_trial(
             and (cb.metric, cb.mode, cb.dirpath) == (metric, mode, os.fspath(best_dir))]
     best = kept[0] if kept else BestModelCheckpoint(metric=metric, mode=mode, dirpath=best_dir)
     configured = [cb for cb in configured if not isinstance(cb, BestModelCheckpoint)]
+    if not any(isinstance(cb, RandomStateCheckpoint) for cb in configured):
+        configured.append(RandomStateCheckpoint())  # a resumed trial deals the batches the uninterrupted one would
     reporter = TuneEpochReport(metric, os.path.join(best_dir, BEST_MODEL_FILE), report_fn=run.report_fn,
                                save_trainer_state=save_trainer_state, checkpoint_every_epoch=checkpoint_every_epoch)
     logger = TensorBoardLogger(save_dir=run.log_dir, name="", version="", default_hp_metric=False)
@@ -414,9 +416,7 @@ def run_trial(config: dict, spec: TrialSpec) -> None:
             spec.build_and_fit(config, TrialRun(trial_dir, checkpoint=ray.tune.get_checkpoint()))
         except NonFiniteError as err:
             # Final for this trial: a retry would meet the same numbers (max_failures is for faults).
-            # The trial ends, its reason in the report's status; the experiment goes on.
-            reason = f"non-finite: {str(err).splitlines()[0]}"
-            write_outcome(trial_dir, reason)
-            print(f"trial {os.path.basename(trial_dir)} stopped, {reason}", flush=True)
+            # The trial ends, its reason in its console line and the report's status; the experiment goes on.
+            write_outcome(trial_dir, f"non-finite: {str(err).splitlines()[0]}")
     finally:
         save_measured_coverage()  # Ray ends trial processes without exit handlers

@@ -232,6 +232,13 @@ def test_failed_trials_leave_no_temporary_folders_and_non_finite_is_final(tmp_pa
         out, _ = proc.communicate(timeout=600)
         assert proc.returncode == 0, out
         assert sorted(glob.glob(os.path.join(scratch, "nwave_*"))) == []
+    # One line per retry and per trial, each naming the error; the tracebacks stay in the trials' error.txt.
+    assert re.search(r"failed, retrying it: RuntimeError: FailAtFirstEpoch: planned failure \(traceback: .*error.txt\)", out)
+    assert re.search(r"\[\d/3\] trial_\w+ ERROR after 0 epochs: RuntimeError: FailAtFirstEpoch", out), out
+    assert re.search(r"\[\d/3\] trial_\w+ STOPPED after 0 epochs: non-finite: NonFiniteGuard", out), out
+    for noise in ("Traceback", "Configuration for experiment", "Error file:", "Token authentication", "Last result"):
+        assert noise not in out, noise
+    assert len(out.splitlines()) < 25, out
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     tries = sorted(name.split("_")[0] for name in os.listdir(markers))

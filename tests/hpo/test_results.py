@@ -6,7 +6,9 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from nwave_lightning.hpo.results import MetricNotReportedError, TrialLines, best_epoch_metrics, best_result, trial_dirname
+from nwave_lightning.hpo.results import (
+    MetricNotReportedError, TrialLines, best_epoch_metrics, best_result, trial_dirname, write_outcome,
+)
 
 
 def test_a_resumed_trial_line_covers_both_sessions_and_the_unflushed_epoch(tmp_path, capsys):
@@ -30,7 +32,36 @@ def test_without_a_local_folder_the_line_covers_what_this_process_saw(capsys):
     for epoch, loss in ((1.0, 0.5), (2.0, 0.25)):
         lines.on_trial_result(iteration=0, trials=[trial], trial=trial, result={"epoch": epoch, "val_loss": loss, "val_chip_loss": loss + 0.1})
     lines.on_trial_error(iteration=0, trials=[trial], trial=trial)
-    assert capsys.readouterr().out == "[1/1] trial_abc_00002 ERROR after 2 epochs: best val_loss 0.25 at epoch 2 (val_chip_loss 0.35)\n"
+    assert capsys.readouterr().out == ("[1/1] trial_abc_00002 ERROR after 2 epochs: best val_loss 0.25 at epoch 2 "
+                                       "(val_chip_loss 0.35); its error is in ResultGrid.errors\n")
+
+
+def test_a_failed_trial_line_names_its_error_and_traceback_and_a_retry_says_so(tmp_path, capsys):
+    # Ray's error file: each failure appended, the traceback ending in the exception (process names in colour).
+    error_file = tmp_path / "error.txt"
+    error_file.write_text("Failure # 1\n\x1b[36mray::ImplicitFunc.train()\x1b[39m\n  File ...\nRuntimeError: disk full\n")
+    trial = SimpleNamespace(trial_id="abc_00004", error_file=str(error_file), path="/exp/trial_abc_00004")
+    lines = TrialLines("val_acc", "max", total=3)
+    lines.on_trial_recover(iteration=0, trials=[trial], trial=trial)
+    with error_file.open("a") as handle:
+        handle.write("Failure # 2\n  File ...\nValueError: bad batch\n\n")
+    lines.on_trial_error(iteration=0, trials=[trial], trial=trial)
+    assert capsys.readouterr().out == (
+        "trial_abc_00004 failed, retrying it: RuntimeError: disk full (traceback: /exp/trial_abc_00004/error.txt)\n"
+        "[1/3] trial_abc_00004 ERROR after 0 epochs: ValueError: bad batch (traceback: /exp/trial_abc_00004/error.txt)\n"
+    )
+
+
+def test_a_trial_stopped_by_a_non_finite_value_says_why(tmp_path, capsys):
+    trial = SimpleNamespace(trial_id="abc_00005")
+    folder = tmp_path / trial_dirname(trial)
+    folder.mkdir()
+    write_outcome(str(folder), "non-finite: NonFiniteGuard: 1 NaN in the loss")
+    lines = TrialLines("val_acc", "max", total=1, experiment_dir=str(tmp_path))
+    lines.on_trial_result(iteration=0, trials=[trial], trial=trial, result={"epoch": 1.0, "val_acc": 0.5})
+    lines.on_trial_complete(iteration=0, trials=[trial], trial=trial)
+    assert capsys.readouterr().out == ("[1/1] trial_abc_00005 STOPPED after 1 epochs: best val_acc 0.5 at epoch 1; "
+                                       "non-finite: NonFiniteGuard: 1 NaN in the loss\n")
 
 
 def test_a_train_fn_without_epochs_gets_its_reports_numbered(capsys):

@@ -157,7 +157,9 @@ def _seeded_fit(tmp_path, name, max_epochs, ckpt_path=None):
     module = make_module(lr=2e-2, sign_annealing={"total_epochs": 3})
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
     fitter = trainer(tmp_path / name, max_epochs=max_epochs, enable_checkpointing=True, callbacks=[checkpoint])
-    fitter.fit(module, loader(12, 4, seed=0), loader(6, 3, seed=1), ckpt_path=ckpt_path)
+    # A plain shuffling loader, as users write them: the resumed run must deal the batches the straight one did.
+    train = DataLoader(loader(12, 4, seed=0).dataset, batch_size=4, shuffle=True)
+    fitter.fit(module, train, loader(6, 3, seed=1), ckpt_path=ckpt_path)
     return read_scalars(fitter.logger.log_dir), module
 
 
