@@ -102,3 +102,13 @@ def test_no_private_lightning_or_ray_name_is_used():
             if re.search(r"\btrainer\._[a-z]", code):
                 hits.append(f"{path.relative_to(PACKAGE.parent)}:{number}: trainer._<private>")
     assert hits == []
+
+
+def test_the_nwave_command_loads_ray_only_to_tune():
+    """`nwave fit` imports the command package; Ray (seconds to import) is loaded by `nwave tune` alone."""
+    import subprocess
+    import sys
+
+    probe = "import sys, nwave_lightning.cli; print(sorted(m for m in ('ray', 'nwave_lightning.hpo') if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"

@@ -23,22 +23,17 @@ import yaml
 from lightning.pytorch.cli import SaveConfigCallback
 
 from ..chip_keys import chip_twin, is_chip_metric
-from ..ckpt_args import leaves
 from ..io import atomic_write
 from ..run import build_from_config
 
-__all__ = ["BEST_CONFIG", "FIT_KEYS", "LAUNCH_CONFIG", "TUNE_SKIPPED_ARGS", "check_same_experiment", "tune"]
+__all__ = ["BEST_CONFIG", "FIT_KEYS", "TUNE_SKIPPED_ARGS", "tune"]
 
 #: Sections of a tune config that make up each trial's fit config.
 FIT_KEYS = ("seed_everything", "trainer", "model", "data")
 #: Arguments of :func:`tune` that LightningCLI fills itself (not command-line options).
 TUNE_SKIPPED_ARGS = {"model", "datamodule"}
-#: The launch config of an experiment, in its folder (a resumed experiment is checked against it).
-LAUNCH_CONFIG = "tune_config.yaml"
 #: The best trial's fit config, in the experiment's folder (written at the end).
 BEST_CONFIG = "best_config.yaml"
-# Settings a rerun may change without changing the experiment: how it is resumed and reported, where Ray runs.
-_RESUME_FREE_KEYS = {"resume", "report", "address", "storage_path", "experiment_name"}
 
 
 def tune(
@@ -85,7 +80,7 @@ def tune(
         max_failures: Retries of a trial that raises.
         address: Existing Ray cluster to join (``auto`` or ``host:port``).
         resume: ``auto`` (default): rerunning the same command continues the unfinished
-            experiment (other settings are refused, listed, see :func:`check_same_experiment`);
+            experiment (other settings are refused, listed: :func:`~nwave_lightning.hpo.engine.check_same_experiment`);
             ``true`` insists on continuing; ``false`` starts a new one (in
             ``<experiment_name>_2`` ... when the folder is taken, and says so).
         report: Write the table and figures into ``<experiment>/report`` at the end.
@@ -93,7 +88,8 @@ def tune(
     from ray import tune as ray_tune
 
     from ..hpo.engine import (
-        ExperimentInterrupted, ExperimentSettings, choose_experiment, experiment_path, is_remote, run_experiment, trial_spec,
+        ExperimentInterrupted, ExperimentSettings, check_same_experiment, choose_experiment, experiment_path, is_remote,
+        run_experiment, save_launch_settings, trial_spec,
     )
     from ..hpo.memory_guard import MemoryGuard
     from ..hpo.space import upper_bound
@@ -124,14 +120,14 @@ def tune(
         address=address,
     )
     if resume is not False:
-        check_same_experiment(experiment_path(settings), launched)
+        check_same_experiment(experiment_path(settings), launched, start_new="pass --resume false")
     trial = ConfigTrial(base, metric, mode)
     space, dry = _preflight(trial, search_space, settings)
     restore = choose_experiment(settings, resume)
     exp_dir = experiment_path(settings)
     local_dir = None if is_remote(exp_dir) else exp_dir
-    if local_dir and not restore:  # a resumed experiment keeps the settings it was launched with
-        atomic_write(os.path.join(local_dir, LAUNCH_CONFIG), lambda tmp: Path(tmp).write_text(launched, encoding="utf-8"))
+    if not restore:  # a resumed experiment keeps the settings it was launched with
+        save_launch_settings(settings, launched)
     data_args = dict((base.get("data") or {}).get("init_args") or {})
     epochs = space.get("trainer.max_epochs", (base.get("trainer") or {}).get("max_epochs"))
     try:
@@ -222,34 +218,6 @@ def _summarize_best(results, base: dict, metric: str, mode: str, local_dir: Opti
         weights = os.path.join(best.checkpoint.path, BEST_MODEL_FILE)
         print(f"  to the chip: nwave export --config {shlex.quote(best_config)} --ckpt_path {shlex.quote(weights)} "
               "--output model.json")
-
-
-def check_same_experiment(experiment_dir: str, launched: str) -> None:
-    """Before resuming: the experiment in ``experiment_dir`` must have been launched with the same settings.
-
-    ``launched`` is this launch's config (YAML); the experiment's own is its ``tune_config.yaml``. Not compared:
-    keys on one side only (arguments an upgrade added or removed), and how it is resumed, reported and where it runs.
-
-    Raises:
-        ValueError: listing each setting that differs (old -> new) and the two ways on.
-    """
-    from ray import tune as ray_tune
-
-    stored = os.path.join(experiment_dir, LAUNCH_CONFIG)
-    if not os.path.isfile(stored) or not ray_tune.Tuner.can_restore(experiment_dir):
-        return
-    before = dict(leaves(yaml.safe_load(Path(stored).read_text(encoding="utf-8"))))
-    after = dict(leaves(yaml.safe_load(launched)))
-    changed = sorted(key for key in before.keys() & after.keys()
-                     if before[key] != after[key] and key.split(".")[0] not in _RESUME_FREE_KEYS)
-    if changed:
-        lines = "".join(f"\n  {key}: {before[key]!r} -> {after[key]!r}" for key in changed[:12])
-        more = f"\n  ... and {len(changed) - 12} more" if len(changed) > 12 else ""
-        raise ValueError(
-            f"nwave tune: {experiment_dir} holds an experiment launched with other settings, which resuming would keep "
-            f"(ignoring these):{lines}{more}\nRerun it as launched (its settings: {stored}) to continue it, or pass "
-            "--resume false to start a new experiment beside it."
-        )
 
 
 def _check_chip_metric_logged(metric: str, model) -> None:

@@ -21,16 +21,20 @@ import logging
 import math
 import os
 import sys
+from pathlib import Path
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import ray
+import yaml
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import TrialScheduler
 
+from ..ckpt_args import leaves
 from ..console import quiet_third_party
+from ..io import atomic_write
 from .distributed import DRIVER_RESOURCES, ReleaseTrainResources
 from .memory_guard import MemoryGuard, Recommendation, resolve_concurrency
 from .results import TrialLines, trial_dirname, trial_outcome, write_outcome
@@ -38,8 +42,9 @@ from .schedulers import build_search_alg, build_tune_scheduler, grid_sizes
 from .trial import TrialSpec
 
 __all__ = [
-    "ExperimentInterrupted", "ExperimentSettings", "TrialOutcome", "choose_experiment", "connect_ray", "experiment_path",
-    "is_remote", "run_experiment", "trial_count", "trial_spec",
+    "LAUNCH_SETTINGS", "ExperimentInterrupted", "ExperimentSettings", "TrialOutcome", "check_same_experiment",
+    "choose_experiment", "connect_ray", "experiment_path", "is_remote", "run_experiment", "save_launch_settings",
+    "trial_count", "trial_spec",
 ]
 
 log = logging.getLogger(__name__)
@@ -224,6 +229,53 @@ def trial_count(param_space: Mapping[str, Any], num_samples: int) -> int:
     12
     """
     return int(num_samples) * math.prod(grid_sizes(param_space))
+
+
+#: The settings an experiment was launched with, in its folder: a resumed experiment is checked against them.
+LAUNCH_SETTINGS = "tune_config.yaml"
+# Settings a rerun may change without changing the experiment: how it is resumed and reported, where Ray runs.
+_RESUME_FREE_KEYS = {"resume", "report", "address", "storage_path", "experiment_name", "verbose"}
+
+
+def save_launch_settings(settings: ExperimentSettings, launched: Mapping[str, Any] | str) -> None:
+    """Keep a new experiment's settings (a mapping or its YAML) in its folder (not on remote storage)."""
+    path = experiment_path(settings)
+    if not is_remote(path):
+        text = launched if isinstance(launched, str) else yaml.safe_dump(dict(launched), sort_keys=False)
+        atomic_write(os.path.join(path, LAUNCH_SETTINGS), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def check_same_experiment(experiment_dir: str, launched: Mapping[str, Any] | str, *, start_new: str) -> None:
+    """Before resuming: the experiment in ``experiment_dir`` must have been launched with the same settings.
+
+    Ray resumes an experiment with the settings it was launched with and ignores new ones, so a changed
+    search space or setting is refused here, listed. ``launched`` holds this launch's settings (a mapping or its
+    YAML; ``search_space`` entries are compared whole). Not compared: keys on one side only (arguments an upgrade
+    added or removed), and how it is resumed, reported and where it runs.
+
+    Raises:
+        ValueError: listing each setting that differs (old -> new), and the two ways on (``start_new``: how to
+            start a new experiment instead).
+    """
+    stored = os.path.join(experiment_dir, LAUNCH_SETTINGS)
+    if not os.path.isfile(stored) or not tune.Tuner.can_restore(experiment_dir):
+        return
+    before = yaml.safe_load(Path(stored).read_text(encoding="utf-8")) or {}
+    after = yaml.safe_load(launched) if isinstance(launched, str) else dict(launched)
+    spaces = before.pop("search_space", None) or {}, after.pop("search_space", None) or {}
+    before, after = dict(leaves(before)), dict(leaves(after))
+    changed = [f"{key}: {before[key]!r} -> {after[key]!r}" for key in sorted(before.keys() & after.keys())
+               if before[key] != after[key] and key.split(".")[0] not in _RESUME_FREE_KEYS]
+    changed += [f"search_space[{key!r}]: {spaces[0].get(key, '(none)')!r} -> {spaces[1].get(key, '(none)')!r}"
+                for key in sorted({*spaces[0], *spaces[1]}) if spaces[0].get(key) != spaces[1].get(key)]
+    if changed:
+        lines = "".join(f"\n  {line}" for line in changed[:12])
+        more = f"\n  ... and {len(changed) - 12} more" if len(changed) > 12 else ""
+        raise ValueError(
+            f"{experiment_dir} holds an experiment launched with other settings, which resuming would keep "
+            f"(ignoring these):{lines}{more}\nRun it as launched (its settings: {stored}) to continue it, or "
+            f"{start_new} to start a new experiment beside it."
+        )
 
 
 def choose_experiment(settings: ExperimentSettings, resume: bool | str) -> bool:

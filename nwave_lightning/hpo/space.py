@@ -19,7 +19,10 @@ from typing import Any
 from ray import tune
 from ray.tune.search.sample import Categorical, Domain
 
-__all__ = ["YAML_DOMAINS", "apply_overrides", "domain_values", "is_domain", "parse_domain", "parse_search_space", "upper_bound"]
+__all__ = [
+    "YAML_DOMAINS", "apply_overrides", "describe_space", "domain_values", "is_domain", "parse_domain", "parse_search_space",
+    "plain", "upper_bound",
+]
 
 #: Plain-YAML domain name -> Ray Tune constructor (list args positional, mapping args by keyword).
 YAML_DOMAINS = {
@@ -109,6 +112,43 @@ def domain_values(value: Any) -> list[Any] | None:
     if isinstance(value, Domain):
         return None
     return [value]
+
+
+def plain(value: Any) -> Any:
+    """``value`` in plain YAML types; another object is named by its type (an address in its repr would differ
+    between two runs with the same settings).
+
+    >>> plain({"sizes": (8, 16), "act": object()})
+    {'sizes': [8, 16], 'act': '<object>'}
+    """
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # NumPy / torch scalars
+        return value.item()
+    return f"<{type(value).__qualname__}>"
+
+
+def describe_space(space: Mapping[str, Any]) -> dict[str, Any]:
+    """A search space in plain YAML types, in the spelling of :data:`YAML_DOMAINS` (what a resumed run compares).
+
+    >>> describe_space({"optim.lr": tune.loguniform(1e-4, 1e-2), "model.h": tune.choice([8, 16]), "seed": 0})
+    {'optim.lr': {'loguniform': {'lower': 0.0001, 'upper': 0.01}}, 'model.h': {'choice': [8, 16]}, 'seed': 0}
+    """
+    out = {}
+    for key, value in space.items():
+        if isinstance(value, Categorical):
+            out[key] = {"choice": plain(value.categories)}
+        elif isinstance(value, Domain):
+            sampler = value.get_sampler()
+            bounds = {"lower": getattr(value, "lower", None), "upper": getattr(value, "upper", None), **vars(sampler)}
+            out[key] = {type(sampler).__name__.strip("_").lower(): plain(bounds)}
+        else:
+            out[key] = plain(value)
+    return out
 
 
 def upper_bound(value: Any) -> float | None:

@@ -23,16 +23,20 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable, Mapping
+from dataclasses import fields
 from typing import Any
 
 from ray import tune
 
-from .engine import ExperimentInterrupted, ExperimentSettings, choose_experiment, experiment_path, run_experiment, trial_spec
+from .engine import (
+    ExperimentInterrupted, ExperimentSettings, check_same_experiment, choose_experiment, experiment_path, run_experiment,
+    save_launch_settings, trial_spec,
+)
 from .memory_guard import MemoryGuard
 from .preflight import domain_problems, metric_problems, raise_problems, search_space_problems
 from .results import best_result
 from .namespaced import DEFAULT_EPOCHS, flatten_params, named_choice_problems, namespaced_key, unused_bindings
-from .space import parse_domain, upper_bound
+from .space import describe_space, parse_domain, plain, upper_bound
 from .trial import Builders, TrialSpec, run_trial, train_one_trial
 
 __all__ = ["HPOWrapper"]
@@ -275,7 +279,14 @@ class HPOWrapper:
                 continues it.
         """
         self.preflight()
+        # What Ray would keep on a resume, whatever this run says: refused when it differs, listed.
+        settings = {f.name: plain(getattr(self.settings, f.name)) for f in fields(self.settings)}
+        launched = {"search_space": describe_space(self.param_space), **settings}
+        if resume is not False:
+            check_same_experiment(self.experiment_path, launched, start_new="call run(..., resume=False)")
         restore = choose_experiment(self.settings, resume)
+        if not restore:
+            save_launch_settings(self.settings, launched)
         trainable = tune.with_parameters(run_trial, spec=self._spec(dataset_path))
         data_cfg = {k.split(".", 1)[1]: v for k, v in self.param_space.items() if k.startswith("data.")}
         try:

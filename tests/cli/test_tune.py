@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from nwave_lightning.cli import main
-from nwave_lightning.cli.tune import check_same_experiment
 from nwave_lightning.hpo import memory_guard
+from nwave_lightning.hpo.engine import check_same_experiment
 from nwave_lightning.hpo.memory_guard import DEFAULT_TRIAL_OVERHEAD_BYTES, MemoryGuardError
 from nwave_lightning.hpo.preflight import PreflightError
 from nwave_lightning.hpo.report import experiment_table
@@ -189,12 +189,12 @@ def test_a_rerun_with_other_settings_is_refused_listing_them(tmp_path, capsys):
     assert "holds an experiment launched with other settings" in message and "--resume false" in message
     assert "num_samples: 2 -> 5" in message and "trainer.max_epochs: 2 -> 3" in message and "report" not in message.split("\n")[1]
     assert sorted(os.listdir(experiment)) == ["tune_config.yaml", "tuner.pkl"]  # nothing ran
-    check_same_experiment(str(experiment), (experiment / "tune_config.yaml").read_text())  # the same settings pass
+    check_same_experiment(str(experiment), (experiment / "tune_config.yaml").read_text(), start_new="-")  # same: pass
     # An argument an upgrade added (on one side only) is not a setting the user changed.
     stored = yaml.safe_load((experiment / "tune_config.yaml").read_text())
     stored["trainer"]["an_argument_of_an_older_version"] = True
     (experiment / "tune_config.yaml").write_text(yaml.safe_dump(stored))
-    check_same_experiment(str(experiment), capsys_free_dump(path))
+    check_same_experiment(str(experiment), capsys_free_dump(path), start_new="-")
 
 
 @pytest.mark.slow
@@ -232,6 +232,8 @@ def test_failed_trials_leave_no_temporary_folders_and_non_finite_is_final(tmp_pa
         out, _ = proc.communicate(timeout=600)
         assert proc.returncode == 0, out
         assert sorted(glob.glob(os.path.join(scratch, "nwave_*"))) == []
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     # One line per retry and per trial, each naming the error; the tracebacks stay in the trials' error.txt.
     assert re.search(r"failed, retrying it: RuntimeError: FailAtFirstEpoch: planned failure \(traceback: .*error.txt\)", out)
     assert re.search(r"\[\d/3\] trial_\w+ ERROR after 0 epochs: RuntimeError: FailAtFirstEpoch", out), out
@@ -239,8 +241,6 @@ def test_failed_trials_leave_no_temporary_folders_and_non_finite_is_final(tmp_pa
     for noise in ("Traceback", "Configuration for experiment", "Error file:", "Token authentication", "Last result"):
         assert noise not in out, noise
     assert len(out.splitlines()) < 25, out
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     tries = sorted(name.split("_")[0] for name in os.listdir(markers))
     assert tries == ["error", "error", "nonfinite"]  # max_failures=1 retried the error, never the NaN
     table = experiment_table(str(tmp_path / "runs" / "kws"), "val_chip_acc", "max")

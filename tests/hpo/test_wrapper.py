@@ -268,6 +268,17 @@ def test_interrupted_experiment_resumes(ray_local, tmp_path, capsys):
     done = {os.path.basename(r.path): r.metrics_dataframe for r in first if r.metrics and r.metrics.get("done")}
     assert len(done) == 1 and len(os.listdir(runs)) < 3  # stopped before all trials ran
 
+    # Ray would resume with the launched search space and settings, ignoring new ones: refused, listed, nothing run.
+    changed = make()
+    changed.bind_optimizer_param("lr", tune.loguniform(1e-4, 1e-1))
+    changed.set_num_samples(4)
+    with pytest.raises(ValueError) as refused:
+        changed.run(resume=True)
+    assert ("search_space['optim.lr']: {'loguniform': {'lower': 0.001, 'upper': 0.1}} -> "
+            "{'loguniform': {'lower': 0.0001, 'upper': 0.1}}") in str(refused.value)
+    assert "num_samples: 3 -> 4" in str(refused.value) and "run(..., resume=False)" in str(refused.value)
+    assert changed.results is None
+
     hpo = make()
     results = hpo.run(resume=True)
     assert len(results) == 3 and not results.errors
