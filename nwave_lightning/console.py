@@ -27,23 +27,27 @@ _THIRD_PARTY_WARNINGS = (
 )
 
 
-#: Log lines of other libraries that say nothing about the run: logger name -> the start of the message.
+#: Log lines of other libraries that say nothing about the run: logger name -> a text the message contains.
 _THIRD_PARTY_LINES = {
     "lightning.pytorch.utilities.rank_zero": "💡 Tip",  # Lightning's advertising tips
+    # InterruptCheckpoint says what a SIGTERM (or the Ctrl-C it hands over as one) does to the run.
+    "lightning.pytorch.trainer.connectors.signal_connector": "Received SIGTERM",
     # Ray (2.59 on) when it starts a local cluster: its default of token authentication, nothing to act on.
     "ray._private.authentication.authentication_token_setup": "Token authentication is enabled",
+    # Trials stopped before their first report (Ctrl-C): the report lists them as incomplete.
+    "ray.tune.analysis.experiment_analysis": "Failed to fetch metrics for",
 }
 
 
 class _DropLines(logging.Filter):
-    """Drops the records whose message starts with ``prefix``."""
+    """Drops the records whose message contains ``text``."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, text: str) -> None:
         super().__init__()
-        self.prefix = prefix
+        self.text = text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.prefix)
+        return self.text not in str(record.msg)
 
 
 def quiet_trial_process() -> None:
@@ -57,10 +61,10 @@ def quiet_third_party() -> None:
     """Drop the third-party log lines and deprecations listed above (idempotent)."""
     for message in _THIRD_PARTY_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
-    for name, prefix in _THIRD_PARTY_LINES.items():
+    for name, text in _THIRD_PARTY_LINES.items():
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropLines) for f in logger.filters):
-            logger.addFilter(_DropLines(prefix))
+            logger.addFilter(_DropLines(text))
 
 
 class EpochProgressBar(RichProgressBar):

@@ -25,7 +25,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, str]:
     parser.add_argument("--top", type=int, default=None, help="rows in report.md (all in report.csv)")
     args = parser.parse_args(argv)
     paths = write_report(args.experiment_dir, args.metric, args.mode, args.out, args.top)
-    print(pd.read_csv(paths["csv"]).head(args.top or 10).to_string(index=False))
+    # Nullable dtypes: an epoch column with a failed trial's empty cell still prints as integers.
+    print(pd.read_csv(paths["csv"]).convert_dtypes().head(args.top or 10).to_string(index=False))
     for name, path in paths.items():
         print(f"{name}: {path}")
     return paths

@@ -30,6 +30,8 @@ __all__ = ["BEST_CONFIG", "FIT_KEYS", "TUNE_SKIPPED_ARGS", "tune"]
 
 #: Sections of a tune config that make up each trial's fit config.
 FIT_KEYS = ("seed_everything", "trainer", "model", "data")
+# How a rerun starts a new experiment instead of resuming one.
+_START_NEW = "pass --resume false"
 #: Arguments of :func:`tune` that LightningCLI fills itself (not command-line options).
 TUNE_SKIPPED_ARGS = {"model", "datamodule"}
 #: The best trial's fit config, in the experiment's folder (written at the end).
@@ -120,10 +122,10 @@ def tune(
         address=address,
     )
     if resume is not False:
-        check_same_experiment(experiment_path(settings), launched, start_new="pass --resume false")
+        check_same_experiment(experiment_path(settings), launched, start_new=_START_NEW)
     trial = ConfigTrial(base, metric, mode)
     space, dry = _preflight(trial, search_space, settings)
-    restore = choose_experiment(settings, resume)
+    restore = choose_experiment(settings, resume, start_new=_START_NEW)
     exp_dir = experiment_path(settings)
     local_dir = None if is_remote(exp_dir) else exp_dir
     if not restore:  # a resumed experiment keeps the settings it was launched with

@@ -278,13 +278,13 @@ def check_same_experiment(experiment_dir: str, launched: Mapping[str, Any] | str
         )
 
 
-def choose_experiment(settings: ExperimentSettings, resume: bool | str) -> bool:
+def choose_experiment(settings: ExperimentSettings, resume: bool | str, *, start_new: str = "pass resume=False") -> bool:
     """Whether to restore ``<storage>/<experiment_name>``; a new experiment never lands in a used folder.
 
     ``resume="auto"`` restores an experiment found there; ``True`` restores it (error when
     there is none); ``False`` starts a new one, in ``<experiment_name>_2`` (``_3``...)
     when the folder holds one already (``settings.experiment_name`` is updated and a line
-    says so). Returns True when restoring.
+    says so). ``start_new`` says how the front door starts a new one instead. Returns True when restoring.
     """
     if resume not in (True, False, "auto"):
         raise ValueError(f"resume={resume!r} must be true, false or 'auto'")
@@ -293,14 +293,15 @@ def choose_experiment(settings: ExperimentSettings, resume: bool | str) -> bool:
     if resume is True and not restorable:
         raise ValueError(f"resume=true but {path!r} holds no experiment to restore; run with resume=false or 'auto'")
     if restorable and resume:
-        print(f"Resuming the experiment in {path} (finished trials are kept); resume=false starts a new one", flush=True)
+        print(f"Resuming the experiment in {path} (finished trials are kept); to start a new one instead, {start_new}",
+              flush=True)
         return True
     if restorable:
         base, n = settings.experiment_name, 2
         while tune.Tuner.can_restore(os.path.join(settings.storage, f"{base}_{n}")):
             n += 1
         settings.experiment_name = f"{base}_{n}"
-        print(f"{path} holds an experiment; resume=false: starting a new one in {experiment_path(settings)}", flush=True)
+        print(f"{path} holds an experiment; starting a new one in {experiment_path(settings)}", flush=True)
     return False
 
 

@@ -27,6 +27,7 @@ import ray.tune
 import torch
 from lightning.pytorch.callbacks import Checkpoint as _LightningCheckpoint
 from ray.tune.progress_reporter import TrialProgressCallback
+from ray.tune.result import AUTO_RESULT_KEYS
 
 from ..chip_keys import CHIP_METRIC_HINT, chip_twin, is_chip_metric
 from ..io import atomic_write
@@ -57,8 +58,10 @@ TRIAL_STATE_FILE = "trial_state.ckpt"
 OUTCOME_FILE = "outcome.txt"
 # Colour codes Ray puts around process names in error texts.
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# A traceback's exception line: `ValueError: ...`, `mypkg.ContractError: ...`, `RayTaskError(RuntimeError): ...`.
+_EXCEPTION_LINE = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception|Interrupt|Exit)(?:\([\w.]+\))?(?::|$)")
 # Keys Ray fills in itself; a metric under one of these names would be overwritten.
-_RAY_RESERVED = {"done", "training_iteration", "time_total_s", "time_this_iter_s", "config", "trial_id", "timestamp"}
+_RAY_RESERVED = {"done", "trial_id", "should_checkpoint", "experiment_tag", *AUTO_RESULT_KEYS}
 
 
 class MetricNotReportedError(ValueError):
@@ -124,8 +127,13 @@ def best_result(results, metric: str, mode: str, scope: str = "all"):
         if math.isfinite(value):
             scored.append((value, result))
     if not scored:
-        keys = sorted({k for r in results if r.metrics for k in r.metrics})
+        keys = sorted({k for r in results if r.metrics for k in r.metrics} - _RAY_RESERVED)
         errors = [str(r.error).strip().splitlines()[-1] for r in results if r.error is not None]
+        if errors and len(errors) == len(results):
+            raise MetricNotReportedError(
+                f"every trial failed ({len(errors)}), so there is no best {metric!r}; their errors: {errors[:3]} "
+                "(tracebacks: ResultGrid.errors, each trial's error.txt)"
+            )
         raise MetricNotReportedError(
             f"selected metric {metric!r} not reported (finite) by any trial; reported keys: {keys}"
             + (f"; trial errors: {errors[:3]}" if errors else "")
@@ -353,12 +361,15 @@ class TrialLines(TrialProgressCallback):
 
 
 def _last_error(trial) -> str:
-    """The exception line of a failed trial's latest error, and where its traceback is."""
+    """The first exception line of a failed trial's latest error (the root cause of a chain), and where its
+    traceback is."""
     try:
         with open(trial.error_file, encoding="utf-8") as handle:
-            lines = [_ANSI.sub("", line).strip() for line in handle if line.strip()]
+            latest = handle.read().rsplit("Failure # ", 1)[-1]  # Ray appends a block per failure
     except (AttributeError, OSError, TypeError):  # no error file (yet)
-        lines = []
-    text = lines[-1] if lines else "its error is in ResultGrid.errors"
+        latest = ""
+    lines = (_ANSI.sub("", line).rstrip() for line in latest.splitlines())
+    text = next((line for line in lines if _EXCEPTION_LINE.match(line)), "its error is in ResultGrid.errors")
+    text = text if len(text) <= 300 else text[:297] + "..."
     path = getattr(trial, "path", None)  # the trial folder in storage, where Ray copies error.txt
     return f"{text} (traceback: {path}/error.txt)" if path else text

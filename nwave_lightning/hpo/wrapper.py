@@ -282,9 +282,10 @@ class HPOWrapper:
         # What Ray would keep on a resume, whatever this run says: refused when it differs, listed.
         settings = {f.name: plain(getattr(self.settings, f.name)) for f in fields(self.settings)}
         launched = {"search_space": describe_space(self.param_space), **settings}
+        start_new = "call run(..., resume=False)"
         if resume is not False:
-            check_same_experiment(self.experiment_path, launched, start_new="call run(..., resume=False)")
-        restore = choose_experiment(self.settings, resume)
+            check_same_experiment(self.experiment_path, launched, start_new=start_new)
+        restore = choose_experiment(self.settings, resume, start_new=start_new)
         if not restore:
             save_launch_settings(self.settings, launched)
         trainable = tune.with_parameters(run_trial, spec=self._spec(dataset_path))

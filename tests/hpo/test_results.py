@@ -43,8 +43,9 @@ def test_a_failed_trial_line_names_its_error_and_traceback_and_a_retry_says_so(t
     trial = SimpleNamespace(trial_id="abc_00004", error_file=str(error_file), path="/exp/trial_abc_00004")
     lines = TrialLines("val_acc", "max", total=3)
     lines.on_trial_recover(iteration=0, trials=[trial], trial=trial)
-    with error_file.open("a") as handle:
-        handle.write("Failure # 2\n  File ...\nValueError: bad batch\n\n")
+    with error_file.open("a") as handle:  # a chain: the root cause first, then a message over several lines
+        handle.write("Failure # 2\n  File ...\nValueError: bad batch\n\nThe above exception was the direct cause of the "
+                     "following exception:\n\n  File ...\nValueError: Does not validate\nGiven value: Namespace(...)\n")
     lines.on_trial_error(iteration=0, trials=[trial], trial=trial)
     assert capsys.readouterr().out == (
         "trial_abc_00004 failed, retrying it: RuntimeError: disk full (traceback: /exp/trial_abc_00004/error.txt)\n"

@@ -272,8 +272,10 @@ def test_interrupted_experiment_resumes(ray_local, tmp_path, capsys):
     changed = make()
     changed.bind_optimizer_param("lr", tune.loguniform(1e-4, 1e-1))
     changed.set_num_samples(4)
+    changed.set_memory_guard(enabled=False)
     with pytest.raises(ValueError) as refused:
         changed.run(resume=True)
+    assert "memory_guard.enabled: True -> False" in str(refused.value)
     assert ("search_space['optim.lr']: {'loguniform': {'lower': 0.001, 'upper': 0.1}} -> "
             "{'loguniform': {'lower': 0.0001, 'upper': 0.1}}") in str(refused.value)
     assert "num_samples: 3 -> 4" in str(refused.value) and "run(..., resume=False)" in str(refused.value)
@@ -302,6 +304,9 @@ def test_best_result_errors_list_reported_keys():
     hpo = HPOWrapper(build_toy_model, build_toy_data, metric="val_recall", mode="max")
     hpo.results = [FakeResult({"val_acc": 0.5, "val_loss": 1.0}), FakeResult({}, RuntimeError("boom"))]
     with pytest.raises(MetricNotReportedError, match=r"'val_recall' not reported.*\['val_acc', 'val_loss'\].*boom"):
+        hpo.best_result()
+    hpo.results = [FakeResult({"hostname": "h", "pid": 1}, RuntimeError("boom")), FakeResult({}, ValueError("bad"))]
+    with pytest.raises(MetricNotReportedError, match=r"every trial failed \(2\), so there is no best 'val_recall'.*boom.*bad"):
         hpo.best_result()
 
 
