@@ -22,6 +22,8 @@ Example:
 
 from __future__ import annotations
 
+import warnings
+
 from typing import Any, Mapping, Optional
 
 import lightning.pytorch as pl
@@ -214,7 +216,16 @@ class SignAnnealing(Callback):
         self.epoch = state_dict.get("epoch")
         self.alpha = float(state_dict.get("alpha", self.alpha_start))
         if self.total_epochs is None and state_dict.get("ramp_epochs"):
-            # A resumed run keeps the ramp it started with, also when max_epochs grew since.
+            # A resumed run keeps the ramp it started with, also when max_epochs grew since (setup scaled it anew).
+            if self.ramp_epochs is not None and self.ramp_epochs != state_dict["ramp_epochs"]:
+                warnings.warn(
+                    f"{type(self).__name__}: the resumed run keeps the sign-annealing ramp of {state_dict['ramp_epochs']} "
+                    f"epochs it started with (today's max_epochs would make it {self.ramp_epochs}), so it will not "
+                    "equal a straight run of this length. To fix the ramp whatever max_epochs is, give its length: "
+                    "SignAnnealing(total_epochs=N), for SNNModule's default sign_annealing={'total_epochs': N}.",
+                    UserWarning,
+                    stacklevel=2,
+                )
             self.ramp_epochs = state_dict["ramp_epochs"]
         if self._network is not None:  # validate/test from a checkpoint: evaluate with the trained sharpness
             set_sign_alpha(self._network, self.alpha)

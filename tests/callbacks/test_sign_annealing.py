@@ -1,4 +1,5 @@
 import dataclasses
+import warnings
 
 import lightning.pytorch as pl
 import pytest
@@ -155,3 +156,19 @@ def test_state_dict_and_from_config():
     assert SignAnnealing.from_config({}) is None
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['alpha'\]"):
         SignAnnealing.from_config({"alpha": 1.0})
+
+
+def test_a_resume_to_more_epochs_keeps_its_ramp_and_says_so():
+    """The ramp scaled by max_epochs stays the first run's: resumed to more epochs, the run is not a straight one."""
+    first = SignAnnealing(alpha_start=1.0, alpha_end=10.0, total_epochs=None, ramp_fraction=0.5)
+    first.ramp_epochs = 3  # what setup made of max_epochs=6
+    resumed = SignAnnealing(alpha_start=1.0, alpha_end=10.0, total_epochs=None, ramp_fraction=0.5)
+    resumed.ramp_epochs = 6  # setup of the resumed run, max_epochs=12
+    with pytest.warns(UserWarning, match=r"keeps the sign-annealing ramp of 3 epochs .* would make it 6"):
+        resumed.load_state_dict(first.state_dict())
+    assert resumed.ramp_epochs == 3 and resumed.alpha_at(3) == 10.0
+    same = SignAnnealing(alpha_start=1.0, alpha_end=10.0, total_epochs=None, ramp_fraction=0.5)
+    same.ramp_epochs = 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        same.load_state_dict(first.state_dict())  # the same length: nothing to say
