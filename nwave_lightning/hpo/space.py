@@ -118,17 +118,21 @@ def plain(value: Any) -> Any:
     """``value`` in plain YAML types; another object is named by its type (an address in its repr would differ
     between two runs with the same settings).
 
-    >>> plain({"sizes": (8, 16), "act": object()})
-    {'sizes': [8, 16], 'act': '<object>'}
+    >>> import numpy as np
+    >>> plain({"sizes": (8, 16), "act": object(), "lr": np.float64(0.5)})
+    {'sizes': [8, 16], 'act': '<object>', 'lr': 0.5}
     """
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if value is None or type(value) in (bool, int, float, str):
         return value
     if isinstance(value, Mapping):
         return {str(key): plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(item) for item in value]
-    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # NumPy / torch scalars
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # NumPy / torch scalars (np.float64 is a float)
         return value.item()
+    for kind in (bool, int, float, str):  # another subclass (an IntEnum...): YAML's safe dumper takes the base type only
+        if isinstance(value, kind):
+            return kind(value)
     return f"<{type(value).__qualname__}>"
 
 
