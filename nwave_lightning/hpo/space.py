@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ray import tune
-from ray.tune.search.sample import Categorical, Domain
+from ray.tune.search.sample import Categorical, Domain, Integer
 
 __all__ = [
     "YAML_DOMAINS", "apply_overrides", "describe_space", "domain_values", "is_domain", "parse_domain", "parse_search_space",
@@ -148,8 +148,14 @@ def describe_space(space: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = {"choice": plain(value.categories)}
         elif isinstance(value, Domain):
             sampler = value.get_sampler()
-            bounds = {"lower": getattr(value, "lower", None), "upper": getattr(value, "upper", None), **vars(sampler)}
-            out[key] = {type(sampler).__name__.strip("_").lower(): plain(bounds)}
+            inner = getattr(sampler, "sampler", sampler)  # a quantized sampler wraps another
+            kind = type(inner).__name__.strip("_").lower()  # uniform, loguniform, normal...
+            # randint is not uniform: the domain's type is part of its name, as in YAML_DOMAINS.
+            name = {"uniform": "randint", "loguniform": "lograndint"}.get(kind, kind) if isinstance(value, Integer) else kind
+            name = ("q" if inner is not sampler else "") + {"normal": "randn"}.get(name, name)
+            bounds = {"lower": getattr(value, "lower", None), "upper": getattr(value, "upper", None),
+                      **{k: v for k, v in vars(sampler).items() if k != "sampler"}, **(vars(inner) if inner is not sampler else {})}
+            out[key] = {name: plain(bounds)}
         else:
             out[key] = plain(value)
     return out

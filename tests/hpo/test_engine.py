@@ -71,3 +71,18 @@ def test_a_launch_with_numpy_numbers_is_kept_and_the_same_launch_resumes(tmp_pat
     (tmp_path / "kws" / "tuner.pkl").write_bytes(b"")  # what Tuner.can_restore looks for
     check_same_experiment(str(tmp_path / "kws"), _launched(space()), start_new="-")  # the same launch: no refusal
 
+
+def test_a_domain_changed_from_randint_to_uniform_is_refused(tmp_path):
+    """randint(1, 10) and uniform(1, 10) were described alike, so the change went unnoticed."""
+    from ray import tune
+
+    from nwave_lightning.hpo.engine import check_same_experiment, save_launch_settings
+
+    save_launch_settings(_settings(tmp_path), _launched({"model.h": tune.randint(1, 10), "model.k": tune.qrandint(2, 8, 2)}))
+    (tmp_path / "kws" / "tuner.pkl").write_bytes(b"")  # what Tuner.can_restore looks for
+    with pytest.raises(ValueError) as refused:
+        check_same_experiment(str(tmp_path / "kws"), _launched({"model.h": tune.uniform(1, 10), "model.k": tune.qrandint(2, 8, 2)}),
+                              start_new="-")
+    assert ("search_space['model.h']: {'randint': {'lower': 1, 'upper': 10}} -> "
+            "{'uniform': {'lower': 1, 'upper': 10}}") in str(refused.value)
+    assert "model.k" not in str(refused.value)
