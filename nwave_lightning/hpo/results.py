@@ -333,7 +333,7 @@ class TrialLines(TrialProgressCallback):
         text += f" ({twin} {_fmt(best[twin])})" if twin in best else ""
         return f"{text}; {why}" if why else text
 
-    def _print(self, trials, trial, status: str, why: str | None = None) -> None:
+    def _finish(self, trials, trial, status: str, why: str | None = None) -> None:
         self.finished += 1
         total = max(len(trials), self.total)
         print(self.line(trial_dirname(trial), status, self.rows(trial), self.finished, total, why), flush=True)
@@ -341,15 +341,15 @@ class TrialLines(TrialProgressCallback):
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         outcome = trial_outcome(os.path.join(self.experiment_dir, trial_dirname(trial))) if self.experiment_dir else ""
         if outcome.startswith("non-finite"):  # the trial stopped itself (NonFiniteError) and wrote why
-            self._print(trials, trial, "STOPPED", outcome)
+            self._finish(trials, trial, "STOPPED", outcome)
         else:
-            self._print(trials, trial, "TERMINATED")
+            self._finish(trials, trial, "TERMINATED")
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
         print(f"{trial_dirname(trial)} failed, retrying it: {_last_error(trial)}", flush=True)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._print(trials, trial, "ERROR", _last_error(trial))
+        self._finish(trials, trial, "ERROR", _last_error(trial))
 
 
 def _last_error(trial) -> str:
