@@ -86,3 +86,15 @@ def test_a_domain_changed_from_randint_to_uniform_is_refused(tmp_path):
     assert ("search_space['model.h']: {'randint': {'lower': 1, 'upper': 10}} -> "
             "{'uniform': {'lower': 1, 'upper': 10}}") in str(refused.value)
     assert "model.k" not in str(refused.value)
+
+
+def test_a_resume_at_another_verbosity_is_refused(tmp_path):
+    """Ray resumes with the launched console settings: an experiment launched at verbose 0 has no TrialLines, and
+    resumed at verbose 1 the engine left its failures to them, so a failed trial went unreported."""
+    from nwave_lightning.hpo.engine import check_same_experiment, save_launch_settings
+
+    save_launch_settings(_settings(tmp_path), _launched({}, verbose=0, storage_path="/a"))
+    (tmp_path / "kws" / "tuner.pkl").write_bytes(b"")  # what Tuner.can_restore looks for
+    check_same_experiment(str(tmp_path / "kws"), _launched({}, verbose=0, storage_path="/b"), start_new="-")
+    with pytest.raises(ValueError, match="verbose: 0 -> 1"):
+        check_same_experiment(str(tmp_path / "kws"), _launched({}, verbose=1, storage_path="/a"), start_new="-")
