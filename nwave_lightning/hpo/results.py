@@ -28,6 +28,7 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint as _LightningCheckpoint
 from ray.tune.progress_reporter import TrialProgressCallback
 
+from ..callbacks.random_state import RandomStateCheckpoint
 from ..chip_keys import CHIP_METRIC_HINT, chip_twin, is_chip_metric
 from ..io import atomic_write
 
@@ -265,6 +266,8 @@ class TuneEpochReport(_LightningCheckpoint):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best_stamp = None  # the best-model file comes back with the checkpoint itself
+        if "rng" in state_dict:  # a trial checkpointed before RandomStateCheckpoint kept the random streams here
+            RandomStateCheckpoint().load_state_dict(state_dict["rng"])
 
 
 def trial_dirname(trial) -> str:
