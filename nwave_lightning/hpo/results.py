@@ -295,6 +295,13 @@ class TrialLines(TrialProgressCallback):
         self.history: dict[str, list[dict]] = {}
         self.finished = 0
 
+    def get_state(self) -> dict:
+        # Ray keeps it with the experiment's state: a resumed experiment counts on from the trials already done.
+        return {"finished": self.finished}
+
+    def set_state(self, state: dict) -> None:
+        self.finished = int(state.get("finished", 0))
+
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self.history.setdefault(trial.trial_id, []).append({k: v for k, v in result.items() if isinstance(v, (int, float))})
 
