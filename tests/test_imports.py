@@ -112,3 +112,28 @@ def test_the_nwave_command_loads_ray_only_to_tune():
     probe = "import sys, nwave_lightning.cli; print(sorted(m for m in ('ray', 'nwave_lightning.hpo') if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]"
+
+
+def test_no_underscored_method_of_a_lightning_or_ray_class_is_overridden():
+    """A subclass's own ``_name`` that its Lightning/Ray base also has replaces Ray's or Lightning's private code
+    (TrialLines._print replaced TrialProgressCallback._print, with another signature)."""
+    import importlib
+    import inspect
+    import pkgutil
+    import warnings
+
+    import nwave_lightning
+
+    hits = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the warning alias nwave_lightning.module
+        modules = [importlib.import_module(info.name) for info in pkgutil.walk_packages(nwave_lightning.__path__, "nwave_lightning.")
+                   if not info.name.endswith("__main__")]
+    for module in modules:
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            bases = [base for base in cls.__mro__[1:] if base.__module__.split(".")[0] in ("lightning", "ray")]
+            hits += [f"{cls.__module__}.{cls.__qualname__}.{name} ({base.__module__}.{base.__qualname__})"
+                     for base in bases for name in vars(cls)
+                     if cls.__module__ == module.__name__ and name.startswith("_") and not name.startswith("__")
+                     and name != "_abc_impl" and name in vars(base)]
+    assert hits == []

@@ -234,7 +234,8 @@ def trial_count(param_space: Mapping[str, Any], num_samples: int) -> int:
 #: The settings an experiment was launched with, in its folder: a resumed experiment is checked against them.
 LAUNCH_SETTINGS = "tune_config.yaml"
 # Settings a rerun may change without changing the experiment: how it is resumed and reported, where Ray runs.
-_RESUME_FREE_KEYS = {"resume", "report", "address", "storage_path", "experiment_name", "verbose"}
+# Not ``verbose``: Ray resumes with the launched console settings (its verbosity and TrialLines, or none).
+_RESUME_FREE_KEYS = {"resume", "report", "address", "storage_path", "experiment_name"}
 
 
 def save_launch_settings(settings: ExperimentSettings, launched: Mapping[str, Any] | str) -> None:

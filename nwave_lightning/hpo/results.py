@@ -29,6 +29,7 @@ from lightning.pytorch.callbacks import Checkpoint as _LightningCheckpoint
 from ray.tune.progress_reporter import TrialProgressCallback
 from ray.tune.result import AUTO_RESULT_KEYS
 
+from ..callbacks.random_state import RandomStateCheckpoint
 from ..chip_keys import CHIP_METRIC_HINT, chip_twin, is_chip_metric
 from ..io import atomic_write
 
@@ -273,6 +274,8 @@ class TuneEpochReport(_LightningCheckpoint):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best_stamp = None  # the best-model file comes back with the checkpoint itself
+        if "rng" in state_dict:  # a trial checkpointed before RandomStateCheckpoint kept the random streams here
+            RandomStateCheckpoint().load_state_dict(state_dict["rng"])
 
 
 def trial_dirname(trial) -> str:
@@ -299,6 +302,13 @@ class TrialLines(TrialProgressCallback):
         self.metric, self.mode, self.total, self.experiment_dir = metric, mode, total, experiment_dir
         self.history: dict[str, list[dict]] = {}
         self.finished = 0
+
+    def get_state(self) -> dict:
+        # Ray keeps it with the experiment's state: a resumed experiment counts on from the trials already done.
+        return {"finished": self.finished}
+
+    def set_state(self, state: dict) -> None:
+        self.finished = int(state.get("finished", 0))
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self.history.setdefault(trial.trial_id, []).append({k: v for k, v in result.items() if isinstance(v, (int, float))})
@@ -341,7 +351,7 @@ class TrialLines(TrialProgressCallback):
         text += f" ({twin} {_fmt(best[twin])})" if twin in best else ""
         return f"{text}; {why}" if why else text
 
-    def _print(self, trials, trial, status: str, why: str | None = None) -> None:
+    def _finish(self, trials, trial, status: str, why: str | None = None) -> None:
         self.finished += 1
         total = max(len(trials), self.total)
         print(self.line(trial_dirname(trial), status, self.rows(trial), self.finished, total, why), flush=True)
@@ -349,15 +359,15 @@ class TrialLines(TrialProgressCallback):
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         outcome = trial_outcome(os.path.join(self.experiment_dir, trial_dirname(trial))) if self.experiment_dir else ""
         if outcome.startswith("non-finite"):  # the trial stopped itself (NonFiniteError) and wrote why
-            self._print(trials, trial, "STOPPED", outcome)
+            self._finish(trials, trial, "STOPPED", outcome)
         else:
-            self._print(trials, trial, "TERMINATED")
+            self._finish(trials, trial, "TERMINATED")
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
         print(f"{trial_dirname(trial)} failed, retrying it: {_last_error(trial)}", flush=True)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._print(trials, trial, "ERROR", _last_error(trial))
+        self._finish(trials, trial, "ERROR", _last_error(trial))
 
 
 def _last_error(trial) -> str:

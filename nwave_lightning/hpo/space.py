@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ray import tune
-from ray.tune.search.sample import Categorical, Domain
+from ray.tune.search.sample import Categorical, Domain, Integer
 
 __all__ = [
     "YAML_DOMAINS", "apply_overrides", "describe_space", "domain_values", "is_domain", "parse_domain", "parse_search_space",
@@ -119,10 +119,11 @@ def plain(value: Any) -> Any:
     """``value`` in plain YAML types; another object is named by its type (an address in its repr would differ
     between two runs with the same settings).
 
-    >>> plain({"sizes": (8, 16), "act": object()})
-    {'sizes': [8, 16], 'act': '<object>'}
+    >>> import numpy as np
+    >>> plain({"sizes": (8, 16), "act": object(), "lr": np.float64(0.5)})
+    {'sizes': [8, 16], 'act': '<object>', 'lr': 0.5}
     """
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if value is None or type(value) in (bool, int, float, str):
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):  # settings such as MemoryGuard
         return plain(dataclasses.asdict(value))
@@ -130,8 +131,11 @@ def plain(value: Any) -> Any:
         return {str(key): plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(item) for item in value]
-    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # NumPy / torch scalars
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # NumPy / torch scalars (np.float64 is a float)
         return value.item()
+    for kind in (bool, int, float, str):  # another subclass (an IntEnum...): YAML's safe dumper takes the base type only
+        if isinstance(value, kind):
+            return kind(value)
     return f"<{type(value).__qualname__}>"
 
 
@@ -147,8 +151,14 @@ def describe_space(space: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = {"choice": plain(value.categories)}
         elif isinstance(value, Domain):
             sampler = value.get_sampler()
-            bounds = {"lower": getattr(value, "lower", None), "upper": getattr(value, "upper", None), **vars(sampler)}
-            out[key] = {type(sampler).__name__.strip("_").lower(): plain(bounds)}
+            inner = getattr(sampler, "sampler", sampler)  # a quantized sampler wraps another
+            kind = type(inner).__name__.strip("_").lower()  # uniform, loguniform, normal...
+            # randint is not uniform: the domain's type is part of its name, as in YAML_DOMAINS.
+            name = {"uniform": "randint", "loguniform": "lograndint"}.get(kind, kind) if isinstance(value, Integer) else kind
+            name = ("q" if inner is not sampler else "") + {"normal": "randn"}.get(name, name)
+            bounds = {"lower": getattr(value, "lower", None), "upper": getattr(value, "upper", None),
+                      **{k: v for k, v in vars(sampler).items() if k != "sampler"}, **(vars(inner) if inner is not sampler else {})}
+            out[key] = {name: plain(bounds)}
         else:
             out[key] = plain(value)
     return out

@@ -6,8 +6,9 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from nwave_lightning.callbacks import RandomStateCheckpoint
 from nwave_lightning.hpo.results import (
-    MetricNotReportedError, TrialLines, best_epoch_metrics, best_result, trial_dirname, write_outcome,
+    MetricNotReportedError, TrialLines, TuneEpochReport, best_epoch_metrics, best_result, trial_dirname, write_outcome,
 )
 
 
@@ -93,3 +94,18 @@ def test_best_result_scores_best_or_last_epoch_and_breaks_ties_by_folder():
         best_result(results, "val_loss", "max")
     with pytest.raises(ValueError, match="scope='best'"):
         best_result(results, "val_acc", "max", scope="best")
+
+
+def test_a_trial_checkpointed_by_an_earlier_version_gets_its_random_streams_back():
+    """Before RandomStateCheckpoint, TuneEpochReport kept the streams under 'rng': a trial resumed across the upgrade
+    lost them (its checkpoint has no RandomStateCheckpoint state) and shuffled its next epochs anew."""
+    import random
+
+    import numpy as np
+    import torch
+
+    earlier = {"metric": "val_acc", "rng": RandomStateCheckpoint().state_dict()}  # what that version saved
+    expected = torch.rand(3), np.random.rand(3), random.random()
+    TuneEpochReport("val_acc", "best_model.pt", report_fn=lambda *a, **k: None).load_state_dict(earlier)
+    got = torch.rand(3), np.random.rand(3), random.random()
+    assert torch.equal(got[0], expected[0]) and np.array_equal(got[1], expected[1]) and got[2] == expected[2]

@@ -2,6 +2,7 @@
 
 import glob
 import os
+import re
 
 import pandas as pd
 import pytest
@@ -22,7 +23,7 @@ def toy_hpo(tmp_path, name, **kwargs):
     hpo = HPOWrapper(
         model_builder=build_toy_model, dataset_builder=build_toy_data, train_fn=quick_train_fn,
         loss_builders={"main": build_toy_loss}, metric_builders={"acc": build_toy_acc},
-        experiment_name=name, storage_path=str(tmp_path / "results"), verbose=0, **kwargs,
+        experiment_name=name, storage_path=str(tmp_path / "results"), **{"verbose": 0, **kwargs},
     )
     hpo.bind_optimizer_param("lr", tune.loguniform(1e-3, 1e-1))
     hpo.bind_trainer_param("epochs", 3)
@@ -253,7 +254,7 @@ def test_interrupted_experiment_resumes(ray_local, tmp_path, capsys):
     runs.mkdir()
 
     def make():
-        hpo = toy_hpo(tmp_path, "resume")
+        hpo = toy_hpo(tmp_path, "resume", verbose=1)
         hpo.bind_model_param("run_marker", str(runs))
         hpo.set_num_samples(3)
         hpo.set_max_concurrent_trials(1)
@@ -284,6 +285,9 @@ def test_interrupted_experiment_resumes(ray_local, tmp_path, capsys):
     hpo = make()
     results = hpo.run(resume=True)
     assert len(results) == 3 and not results.errors
+    # The trial lines count on from the finished trial (they started again at [1/3]).
+    out = capsys.readouterr().out
+    assert re.findall(r"^\[(\d)/3\]", out, flags=re.M) == ["2", "3"], out
     assert all(len(r.metrics_dataframe) == 3 for r in results)
     (name, history), = done.items()
     kept = next(r for r in results if os.path.basename(r.path) == name)
