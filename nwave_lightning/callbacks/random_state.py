@@ -7,7 +7,9 @@ callback stores the torch (CPU and, once initialised, CUDA), NumPy and Python st
 and sets them back when the run resumes.
 
 :class:`~nwave_lightning.training.SNNModule` adds one to every run (see
-:func:`~nwave_lightning.callbacks.faults.fault_callbacks`).
+:func:`~nwave_lightning.callbacks.faults.fault_callbacks`). Limits: a checkpoint holds rank 0's streams, so
+under DDP on GPUs the other ranks' CUDA streams start where they were seeded; a ``DataLoader`` with
+``persistent_workers=True`` seeds its workers from the stream before its sampler draws, so it deals other batches.
 
 Example:
     >>> import torch

@@ -246,6 +246,11 @@ def save_launch_settings(settings: ExperimentSettings, launched: Mapping[str, An
         atomic_write(os.path.join(path, LAUNCH_SETTINGS), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
+def _differs(before: Any, after: Any) -> bool:
+    # repr as well: a NaN (alone or in a list) never equals itself, yet it is the same setting.
+    return before != after and repr(before) != repr(after)
+
+
 def check_same_experiment(experiment_dir: str, launched: Mapping[str, Any] | str, *, start_new: str) -> None:
     """Before resuming: the experiment in ``experiment_dir`` must have been launched with the same settings.
 
@@ -266,9 +271,9 @@ def check_same_experiment(experiment_dir: str, launched: Mapping[str, Any] | str
     spaces = before.pop("search_space", None) or {}, after.pop("search_space", None) or {}
     before, after = dict(leaves(before)), dict(leaves(after))
     changed = [f"{key}: {before[key]!r} -> {after[key]!r}" for key in sorted(before.keys() & after.keys())
-               if before[key] != after[key] and key.split(".")[0] not in _RESUME_FREE_KEYS]
+               if _differs(before[key], after[key]) and key.split(".")[0] not in _RESUME_FREE_KEYS]
     changed += [f"search_space[{key!r}]: {spaces[0].get(key, '(none)')!r} -> {spaces[1].get(key, '(none)')!r}"
-                for key in sorted({*spaces[0], *spaces[1]}) if spaces[0].get(key) != spaces[1].get(key)]
+                for key in sorted({*spaces[0], *spaces[1]}) if _differs(spaces[0].get(key), spaces[1].get(key))]
     if changed:
         lines = "".join(f"\n  {line}" for line in changed[:12])
         more = f"\n  ... and {len(changed) - 12} more" if len(changed) > 12 else ""

@@ -1,8 +1,15 @@
 """Which experiment a run continues or starts (``choose_experiment``), and how many trials it holds."""
 
+import numpy as np
 import pytest
+import yaml
+from ray import tune
 
-from nwave_lightning.hpo.engine import ExperimentSettings, choose_experiment, experiment_path, trial_count
+from nwave_lightning.hpo.engine import (
+    LAUNCH_SETTINGS, ExperimentSettings, check_same_experiment, choose_experiment, experiment_path, save_launch_settings,
+    trial_count,
+)
+from nwave_lightning.hpo.space import describe_space
 
 
 def _settings(tmp_path):
@@ -46,22 +53,15 @@ def test_grids_multiply_the_trials():
 
 def _launched(space, **settings):
     """What HPOWrapper.run keeps of a launch: its search space and settings in plain types."""
-    from nwave_lightning.hpo.space import describe_space
-
     return {"search_space": describe_space(space), "num_samples": 2, **settings}
 
 
 def test_a_launch_with_numpy_numbers_is_kept_and_the_same_launch_resumes(tmp_path):
     """np.logspace values are np.float64, a float YAML's safe dumper refused: HPOWrapper.run failed to start."""
-    import numpy as np
-    import yaml
-    from ray import tune
-
-    from nwave_lightning.hpo.engine import LAUNCH_SETTINGS, check_same_experiment, save_launch_settings
-
     def space():
         return {"optim.lr": tune.choice(list(np.logspace(-4, -2, 3))), "model.h": tune.grid_search([np.int64(8), 16]),
-                "model.tau": tune.uniform(np.float64(0.1), 0.5), "model.gain": np.float32(0.5)}
+                "model.tau": tune.uniform(np.float64(0.1), 0.5), "model.gain": np.float32(0.5),
+                "model.bias": float("nan"), "model.pads": tune.choice([[0, float("nan")], [1, 2]])}
 
     settings = _settings(tmp_path)
     save_launch_settings(settings, _launched(space()))
@@ -69,15 +69,11 @@ def test_a_launch_with_numpy_numbers_is_kept_and_the_same_launch_resumes(tmp_pat
     assert stored["search_space"]["optim.lr"] == {"choice": [1e-4, 1e-3, 1e-2]}
     assert stored["search_space"]["model.gain"] == 0.5
     (tmp_path / "kws" / "tuner.pkl").write_bytes(b"")  # what Tuner.can_restore looks for
-    check_same_experiment(str(tmp_path / "kws"), _launched(space()), start_new="-")  # the same launch: no refusal
+    check_same_experiment(str(tmp_path / "kws"), _launched(space()), start_new="-")  # the same launch (NaN too): no refusal
 
 
 def test_a_domain_changed_from_randint_to_uniform_is_refused(tmp_path):
     """randint(1, 10) and uniform(1, 10) were described alike, so the change went unnoticed."""
-    from ray import tune
-
-    from nwave_lightning.hpo.engine import check_same_experiment, save_launch_settings
-
     save_launch_settings(_settings(tmp_path), _launched({"model.h": tune.randint(1, 10), "model.k": tune.qrandint(2, 8, 2)}))
     (tmp_path / "kws" / "tuner.pkl").write_bytes(b"")  # what Tuner.can_restore looks for
     with pytest.raises(ValueError) as refused:
@@ -91,8 +87,6 @@ def test_a_domain_changed_from_randint_to_uniform_is_refused(tmp_path):
 def test_a_resume_at_another_verbosity_is_refused(tmp_path):
     """Ray resumes with the launched console settings: an experiment launched at verbose 0 has no TrialLines, and
     resumed at verbose 1 the engine left its failures to them, so a failed trial went unreported."""
-    from nwave_lightning.hpo.engine import check_same_experiment, save_launch_settings
-
     save_launch_settings(_settings(tmp_path), _launched({}, verbose=0, storage_path="/a"))
     (tmp_path / "kws" / "tuner.pkl").write_bytes(b"")  # what Tuner.can_restore looks for
     check_same_experiment(str(tmp_path / "kws"), _launched({}, verbose=0, storage_path="/b"), start_new="-")
