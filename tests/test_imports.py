@@ -115,7 +115,7 @@ def test_the_nwave_command_loads_ray_only_to_tune():
 
 
 def test_no_underscored_method_of_a_lightning_or_ray_class_is_overridden():
-    """A subclass's own ``_name`` that its Lightning/Ray base also has replaces Ray's or Lightning's private code
+    """A subclass's own ``_name`` that its Lightning/Ray/torchmetrics base also has replaces their private code
     (TrialLines._print replaced TrialProgressCallback._print, with another signature)."""
     import importlib
     import inspect
@@ -131,7 +131,7 @@ def test_no_underscored_method_of_a_lightning_or_ray_class_is_overridden():
                    if not info.name.endswith("__main__")]
     for module in modules:
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            bases = [base for base in cls.__mro__[1:] if base.__module__.split(".")[0] in ("lightning", "ray")]
+            bases = [base for base in cls.__mro__[1:] if base.__module__.split(".")[0] in ("lightning", "ray", "torchmetrics")]
             hits += [f"{cls.__module__}.{cls.__qualname__}.{name} ({base.__module__}.{base.__qualname__})"
                      for base in bases for name in vars(cls)
                      if cls.__module__ == module.__name__ and name.startswith("_") and not name.startswith("__")

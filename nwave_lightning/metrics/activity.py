@@ -118,6 +118,15 @@ def layer_activity(
     return _summarise(rows, [int(w) for w in rows["widths"].tolist()])
 
 
+def _gather_float64(result: torch.Tensor, group: Any = None) -> list[torch.Tensor]:
+    """``gather_all_tensors`` for the metric's float64 rows. torchmetrics stands in an empty tensor of its
+    default dtype (float32) for the empty list of a rank that saw no batch; gathered beside the float64 rows of
+    the other ranks it would mix dtypes in all_gather."""
+    if result.numel() == 0:
+        result = result.to(torch.float64)
+    return gather_all_tensors(result, group=group)
+
+
 class ActivityMetric(Metric):
     """Per-layer activity over an epoch, reduced correctly across DDP ranks.
 
@@ -158,6 +167,7 @@ class ActivityMetric(Metric):
     full_state_update = False
 
     def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("dist_sync_fn", _gather_float64)
         super().__init__(**kwargs)
         for name in _SHAPE + _SUMMED:
             self.add_state(name, default=[], dist_reduce_fx="cat")
@@ -214,12 +224,3 @@ class ActivityMetric(Metric):
             return {}
         rows, widths = read
         return _summarise(rows, widths)
-
-    def _sync_dist(self, dist_sync_fn=gather_all_tensors, process_group=None) -> None:
-        # torchmetrics stands in a float32 empty tensor for the empty list of a
-        # rank that saw no batch; gathering it beside float64 rows of the other
-        # ranks would mix dtypes in all_gather. Stand in a float64 one instead.
-        for name in _SHAPE + _SUMMED:
-            if isinstance(getattr(self, name), list) and not getattr(self, name):
-                setattr(self, name, [torch.zeros(0, dtype=torch.float64, device=self.device)])
-        super()._sync_dist(dist_sync_fn, process_group)
